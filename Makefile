@@ -1,0 +1,50 @@
+# 联访 Lianfang — entry points. `make run` and `make test` install whatever is missing first.
+PY        ?= python3
+VENV      := .venv
+VPY       := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+PROTOS    := $(wildcard proto/lianfang/v1/*.proto)
+PB_STAMP  := shared/pb/lianfang/.generated
+
+.PHONY: run test install proto bench pg clean audit-verify help
+
+help:
+	@echo "make run     start the demo federation (JetStream + 7 agency nodes)"
+	@echo "make test    install what is missing and run the whole suite"
+	@echo "make bench   load benchmark → var/bench/result.json"
+	@echo "make proto   regenerate gRPC stubs from proto/"
+
+$(STAMP): pyproject.toml
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $@
+
+$(PB_STAMP): $(PROTOS) $(STAMP)
+	rm -rf shared/pb/lianfang
+	$(VPY) -m grpc_tools.protoc -Iproto --python_out=shared/pb --grpc_python_out=shared/pb $(PROTOS)
+	touch shared/pb/lianfang/__init__.py shared/pb/lianfang/v1/__init__.py $@
+
+install: $(STAMP) $(PB_STAMP)
+
+proto: $(PB_STAMP)
+
+# PostgreSQL server binaries for the tests (the suite starts its own throw-away server on loopback).
+pg:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+
+run: install
+	$(VPY) -m shared.demo
+
+test: install pg
+	$(VPY) -m pytest -q tests
+
+bench: install
+	$(VPY) -m tests.bench.run
+
+audit-verify: install
+	$(VPY) -m shared.cli audit verify
+
+clean:
+	rm -rf var shared/pb/lianfang

@@ -1,0 +1,203 @@
+"""Intake handlers: one function per command or event. Each runs inside the caller's unit of work."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.intake.adapters.orm import (CaseEventRow, CaseRow, IdempotencyRow, PetitionerRow, QueryCodeRow,
+                                          RegistrationRow)
+from services.intake.domain import identifiers, repeat
+from services.intake.domain.petition import PetitionIn
+from shared import divisions, ledger, risk
+from shared.bus import outbox
+from shared.bus.envelope import Event
+from shared.categories import classify
+from shared.config import Directory
+from shared.crypto import FieldCipher, pseudonym
+from shared.db.plumbing import audit
+from shared.errors import Conflict, Invalid
+from shared.web import Principal
+
+IDENTITY_ROLES = {"clerk", "handler", "supervisor", "leader"}
+
+
+@dataclass
+class IntakeContext:
+    agency: str
+    directory: Directory
+    cipher: FieldCipher
+    pseudonym_key: str
+
+
+def _request_hash(p: PetitionIn) -> str:
+    return hashlib.sha256(p.model_dump_json().encode()).hexdigest()
+
+
+def register_petition(s: Session, ctx: IntakeContext, p: PetitionIn, who: Principal,
+                      idempotency_key: str | None) -> dict:
+    """登记: make the petition durable (case, identity, event in the outbox) or link it to the earlier
+    case when it is the same person's same matter (重信重访). Returns the 201 body."""
+    if idempotency_key:
+        prior = s.get(IdempotencyRow, idempotency_key)
+        if prior is not None:
+            if prior.request_hash != _request_hash(p):
+                raise Conflict("Idempotency-Key 已用于另一请求 (key reused with a different body)", "Idempotency-Key")
+            return prior.response
+    for field, agency in (("target_agency", p.target_agency), ("reported_agency", p.reported_agency)):
+        if agency and ctx.directory.get(agency) is None:
+            raise Invalid(f"{field}: 未知机构 unknown agency {agency}", field)
+
+    ids = [x.id_number for x in p.people() if x.id_number]
+    alias = pseudonym(ctx.pseudonym_key, ids[0]) if ids else None
+    category = p.category or classify(p.title + p.content)
+    code = identifiers.new_query_code()
+    earlier = _find_repeat(s, alias, category, p) if alias else None
+    if earlier is not None:
+        response = _link_repeat(s, ctx, earlier, p, who, code)
+    else:
+        response = _open_case(s, ctx, p, who, alias, category, code)
+    if idempotency_key:
+        s.add(IdempotencyRow(key=idempotency_key, request_hash=_request_hash(p), response=response))
+    return response
+
+
+def _open_case(s: Session, ctx: IntakeContext, p: PetitionIn, who: Principal, alias: str | None,
+               category: str | None, code: str) -> dict:
+    case_id = identifiers.new_case_id(p.division)
+    audience = sorted(({ctx.agency} | set(ctx.directory.supervising_bureaus(p.division))) - {p.reported_agency})
+    flags = ["collective"] if p.collective else []
+    payload = {"channel": p.channel, "division": p.division, "category": category, "title": p.title,
+               "content": p.content, "persons": p.persons, "collective": p.collective,
+               "representatives": len(p.representatives), "anonymous": p.anonymous,
+               "target_agency": p.target_agency, "reported_agency": p.reported_agency,
+               "petitioner_pseudonym": alias, "query_code_hash": identifiers.query_code_hash(code),
+               "flags": flags, "risk": risk.assess(collective=p.collective, repeat_count=0, text=p.content)}
+    event = outbox.stage(s, Event(case_id=case_id, type=ledger.REGISTERED, agency=ctx.agency, actor=who.user,
+                                  payload=payload, audience=audience))
+    project_event(s, ctx.agency, event, None)
+    for role, person in ([("petitioner", p.petitioner)] if p.petitioner else []) + \
+                        [("representative", r) for r in p.representatives]:
+        s.add(PetitionerRow(case_id=case_id, role=role, name_enc=ctx.cipher.encrypt(person.name),
+                            id_number_enc=ctx.cipher.encrypt(person.id_number),
+                            phone_enc=ctx.cipher.encrypt(person.phone), address_enc=ctx.cipher.encrypt(person.address)))
+    audit(s, agency=ctx.agency, actor=who.user, action="case.register", object_id=case_id,
+          detail=f"identity stored for {len(p.people())} person(s)")
+    return {"case_id": case_id, "query_code": code, "status": "registered", "repeat_of": None}
+
+
+def _find_repeat(s: Session, alias: str, category: str | None, p: PetitionIn) -> RegistrationRow | None:
+    rows = s.scalars(select(RegistrationRow).where(RegistrationRow.pseudonym == alias,
+                                                   RegistrationRow.division == p.division))
+    text = p.title + p.content
+    for row in rows:
+        if (category is None or row.category in (None, category)) and \
+                repeat.similarity(row.text, text) >= repeat.SIMILAR_ENOUGH:
+            return row
+    return None
+
+
+def _link_repeat(s: Session, ctx: IntakeContext, earlier: RegistrationRow, p: PetitionIn, who: Principal,
+                 code: str) -> dict:
+    """Not a second case: an event on the first one, which this desk now shares."""
+    audience = sorted(set(earlier.audience) | {ctx.agency})
+    event = outbox.stage(s, Event(case_id=earlier.case_id, type=ledger.REPEAT_LINKED, agency=ctx.agency,
+                                  actor=who.user, audience=audience,
+                                  payload={"channel": p.channel, "title": p.title,
+                                           "query_code_hash": identifiers.query_code_hash(code)}))
+    project_event(s, ctx.agency, event, None)
+    audit(s, agency=ctx.agency, actor=who.user, action="case.repeat_linked", object_id=earlier.case_id)
+    return {"case_id": earlier.case_id, "query_code": code, "status": "repeat_linked", "repeat_of": earlier.case_id}
+
+
+def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backfill: bool = False) -> bool:
+    """Fold one ledger event into this node's read model. Idempotent. Returns False when the event is
+    for a case this node has just come to share without its history (the caller then replays that
+    history with backfill=True: earlier events count as shared although they were not addressed here)."""
+    if s.scalar(select(CaseEventRow.pos).where(CaseEventRow.event_id == ev.id)) is not None:
+        return True
+    if ev.type == ledger.REGISTERED and s.get(RegistrationRow, ev.case_id) is None:
+        p = ev.payload
+        s.add(RegistrationRow(case_id=ev.case_id, pseudonym=p.get("petitioner_pseudonym"), category=p.get("category"),
+                              division=p["division"], text=p["title"] + p["content"], audience=ev.audience))
+    elif ev.type != ledger.REGISTERED and (reg := s.get(RegistrationRow, ev.case_id)) is not None:
+        if not set(ev.audience) <= set(reg.audience):
+            reg.audience = sorted(set(reg.audience) | set(ev.audience))
+    case = s.get(CaseRow, ev.case_id)
+    if case is None and agency not in ev.audience and not backfill:
+        return True  # not shared with this node
+    if case is None and ev.type != ledger.REGISTERED:
+        return False
+    state = ledger.apply(case.state if case else None, asdict(ev))
+    if case is None:
+        case = CaseRow(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time))
+        s.add(case)
+    case.state, case.status, case.category = state, state["status"], state.get("category")
+    case.division, case.holder = state["division"], state["holder"]
+    s.add(CaseEventRow(event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency,
+                       actor=ev.actor, time=ev.time, payload=ev.payload))
+    if code_hash := ev.payload.get("query_code_hash"):
+        if s.get(QueryCodeRow, code_hash) is None:
+            s.add(QueryCodeRow(code_hash=code_hash, case_id=ev.case_id))
+    return True
+
+
+_PRIVATE_PAYLOAD = {"petitioner_pseudonym", "query_code_hash"}
+EVENT_LABELS = {ledger.REGISTERED: "登记", ledger.ROUTED: "分办决定", ledger.OFFERED: "交办",
+                ledger.SIGNED_FOR: "签收", ledger.RETURNED: "退回", ledger.MANUAL_REVIEW: "转人工分办",
+                ledger.REPEAT_LINKED: "重复信访"}
+
+
+def _agency_name(directory: Directory, agency: str | None) -> str | None:
+    entry = directory.get(agency) if agency else None
+    return entry.name if entry else agency
+
+
+def case_view(s: Session, directory: Directory, case: CaseRow, now: datetime) -> dict:
+    st = case.state
+    events = s.scalars(select(CaseEventRow).where(CaseEventRow.case_id == case.case_id).order_by(CaseEventRow.pos))
+    return {
+        "case_id": case.case_id, "status": st["status"], "status_label": ledger.STATUS_LABELS.get(st["status"]),
+        "category": st.get("category"), "division": st["division"], "division_name": divisions.name(st["division"]),
+        "title": st["title"], "channel": st["channel"], "origin": st["origin"],
+        "holder": st["holder"], "holder_name": _agency_name(directory, st["holder"]),
+        "lead": st.get("lead"), "co_handlers": st.get("co_handlers", []), "offered_to": st.get("offered_to"),
+        "deadlines": ledger.deadlines(st, now), "risk_level": st["risk"]["level"], "risk_reasons": st["risk"]["reasons"],
+        "flags": st.get("flags", []), "persons": st.get("persons"), "collective": st.get("collective", False),
+        "repeat_count": st.get("repeat_count", 0), "returns": st.get("returns", 0), "routing": st.get("routing"),
+        "registered_at": st["registered_at"],
+        "events": [{"id": e.event_id, "type": e.type, "label": EVENT_LABELS.get(e.type, e.type), "agency": e.agency,
+                    "agency_name": _agency_name(directory, e.agency), "actor": e.actor, "time": e.time,
+                    "payload": {k: v for k, v in e.payload.items() if k not in _PRIVATE_PAYLOAD}} for e in events],
+    }
+
+
+def query_view(view: dict) -> dict:
+    """The petitioner's own progress (查询码): status and steps, no internal notes, no staff names."""
+    return {"case_id": view["case_id"], "status": view["status"], "status_label": view["status_label"],
+            "title": view["title"], "registered_at": view["registered_at"], "holder_name": view["holder_name"],
+            "deadlines": [{k: d[k] for k in ("label", "due", "state")} for d in view["deadlines"]],
+            "progress": [{"time": e["time"], "step": e["label"], "agency_name": e["agency_name"]}
+                         for e in view["events"] if e["type"] != ledger.ROUTED]}
+
+
+def may_see_identity(agency: str, state: dict, caller_agency: str, role: str) -> bool:
+    """Identity goes to the bodies handling the case, never to the body reported on (检举控告)."""
+    if role not in IDENTITY_ROLES or caller_agency == state.get("reported_agency"):
+        return False
+    handlers = {state.get("origin"), state.get("holder"), state.get("lead"), *state.get("co_handlers", [])}
+    return caller_agency in handlers
+
+
+def identity(s: Session, cipher: FieldCipher, case_id: str) -> list[dict]:
+    rows = s.scalars(select(PetitionerRow).where(PetitionerRow.case_id == case_id).order_by(PetitionerRow.id))
+    return [{"role": r.role, "name": cipher.decrypt(r.name_enc), "id_number": cipher.decrypt(r.id_number_enc),
+             "phone": cipher.decrypt(r.phone_enc), "address": cipher.decrypt(r.address_enc)} for r in rows]
+
+
+def stable_json(d: dict) -> str:
+    return json.dumps(d, ensure_ascii=False, sort_keys=True)

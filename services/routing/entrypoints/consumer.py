@@ -1,0 +1,61 @@
+"""Routing's durable consumer and the offer dispatcher (delivers 交办 over gRPC, retrying)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.routing import handlers
+from shared import ledger, rpc
+from shared.bus.envelope import Event
+from shared.db.plumbing import already_processed
+from shared.pb import assignment_pb2, assignment_pb2_grpc
+from shared.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
+REACTIONS = {ledger.REGISTERED: handlers.on_registered, ledger.RETURNED: handlers.on_returned}
+
+
+class RoutingWorker:
+    def __init__(self, rt: ServiceRuntime, ctx: handlers.RoutingContext):
+        self.rt, self.ctx = rt, ctx
+        self.consumer = f"routing-{rt.agency}"
+
+    def _react(self, event: Event) -> None:
+        def work(s):
+            if not already_processed(s, self.consumer, event.id):
+                REACTIONS[event.type](s, self.ctx, event)
+        self.rt.db.run(work)
+
+    async def handle(self, event: Event, seq: int) -> None:
+        if event.type in REACTIONS:
+            await asyncio.to_thread(self._react, event)
+            self.rt.relay.notify()
+
+    async def consume(self) -> None:
+        await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop)
+
+    async def dispatch(self) -> None:
+        while not self.rt.stop.is_set():
+            try:
+                due = await asyncio.to_thread(self.rt.db.run, handlers.due_offers)
+                await asyncio.gather(*(self._deliver(o.case_id, o.attempt, o.target, rc) for o, rc in due))
+            except Exception as e:
+                log.warning("offer dispatcher: %s", e)
+            await asyncio.sleep(0.1 if due else 0.25)
+
+    async def _deliver(self, case_id: str, attempt: int, target: str, rc) -> None:
+        entry = self.rt.directory.get(target)
+        decision = rc.decisions[-1]
+        req = assignment_pb2.OfferRequest(case_id=case_id, from_agency=self.rt.agency, attempt=attempt,
+                                          category=rc.category or "其他", division=rc.division, title=rc.title,
+                                          audience=rc.audience, rule=decision["rule"], reason=decision["reason"],
+                                          skipped_level="skipped_level" in decision["flags"])
+        try:
+            async with rpc.channel(entry.routing_grpc) as ch:
+                await assignment_pb2_grpc.AssignmentServiceStub(ch).Offer(
+                    req, timeout=self.ctx.cfg.offer_timeout_s, metadata=rpc.call_metadata(self.rt.agency, "routing",
+                                                                                          "handler"))
+            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.offer_delivered(s, case_id, attempt))
+        except Exception as e:  # target down or slow: 首问 node keeps the case; retry with backoff
+            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.offer_failed(s, self.ctx, case_id, attempt, str(e)))
+            self.rt.relay.notify()

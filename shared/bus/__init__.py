@@ -1,0 +1,1 @@
+"""The event bus: envelope, subjects, JetStream client, outbox relay and durable consumers."""

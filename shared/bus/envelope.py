@@ -1,0 +1,50 @@
+"""The event envelope: every fact about a case travels as one of these on subject lf.ev.<agency>.<case>.
+
+The publishing agency is part of the subject, so NATS permissions can let a node publish only as
+itself; a case's full history is the subject filter lf.ev.*.<case_id>."""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from shared.db.base import utcnow
+
+SUBJECT_ROOT = "lf.ev"
+
+
+def case_subject(agency: str, case_id: str) -> str:
+    return f"{SUBJECT_ROOT}.{agency}.{case_id}"
+
+
+def case_history_filter(case_id: str) -> str:
+    return f"{SUBJECT_ROOT}.*.{case_id}"
+
+
+@dataclass(frozen=True)
+class Event:
+    case_id: str
+    type: str
+    agency: str
+    actor: str
+    payload: dict
+    audience: list[str]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    time: str = field(default_factory=lambda: utcnow().isoformat())
+    trace: dict = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        return case_subject(self.agency, self.case_id)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> "Event":
+        d = json.loads(raw)
+        missing = {"id", "case_id", "type", "agency", "actor", "time", "payload", "audience"} - d.keys()
+        if missing:
+            raise ValueError(f"event lacks {sorted(missing)}")
+        return cls(**{k: d[k] for k in ("id", "case_id", "type", "agency", "actor", "time", "payload", "audience")},
+                   trace=d.get("trace") or {})

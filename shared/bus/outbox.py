@@ -1,0 +1,70 @@
+"""Transactional outbox: stage an event in the caller's transaction; the relay publishes it after commit."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shared import telemetry
+from shared.bus.envelope import Event
+from shared.bus.jetstream import Bus
+from shared.db.base import utcnow
+from shared.db.plumbing import OutboxRow
+from shared.db.session import Database
+
+log = logging.getLogger(__name__)
+
+
+def stage(s: Session, event: Event) -> Event:
+    """Write the event into the outbox in the current transaction, with the current trace context."""
+    event = replace(event, trace=event.trace or telemetry.inject())
+    s.add(OutboxRow(event_id=event.id, subject=event.subject, data=event.to_json(),
+                    headers={"Nats-Msg-Id": event.id, **event.trace}))
+    return event
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows in order; a row is marked only after JetStream acknowledged it."""
+
+    def __init__(self, db: Database, bus: Bus, batch: int = 200):
+        self.db, self.bus, self.batch = db, bus, batch
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """Called after a commit that staged events, so the relay does not wait for its next poll."""
+        self._wake.set()
+
+    def _pending(self) -> list[OutboxRow]:
+        with self.db.read() as s:
+            return list(s.scalars(select(OutboxRow).where(OutboxRow.published_at.is_(None))
+                                  .order_by(OutboxRow.seq).limit(self.batch)))
+
+    def _mark(self, seqs: list[int]) -> None:
+        with self.db.unit_of_work() as s:
+            s.execute(update(OutboxRow).where(OutboxRow.seq.in_(seqs)).values(published_at=utcnow()))
+
+    async def relay_once(self) -> int:
+        rows = await asyncio.to_thread(self._pending)
+        if not rows:
+            return 0
+        # Published concurrently on one connection: they leave in order, so the stream keeps that order.
+        await asyncio.gather(*(self.bus.publish(r.subject, r.data.encode(), r.headers) for r in rows))
+        await asyncio.to_thread(self._mark, [r.seq for r in rows])
+        return len(rows)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                if await self.relay_once():
+                    continue
+            except Exception as e:  # bus down or slow: the rows stay and are retried
+                log.warning("outbox relay: %s", e)
+                await asyncio.sleep(1)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+            except asyncio.TimeoutError:
+                pass

@@ -1,0 +1,116 @@
+"""Node configuration: one TOML file per node (agency identity, services, databases, bus, secrets).
+
+A node's config also points at the federation directory — the list of every node with its
+addresses — which all nodes of a federation share (see infra/nodes/README.md)."""
+from __future__ import annotations
+
+import base64
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from shared import divisions
+
+AgencyType = Literal["petition_bureau", "court", "procuratorate", "hrss", "civil_affairs", "justice",
+                     "public_security", "natural_resources", "housing", "ecology", "veterans"]
+Role = Literal["clerk", "handler", "supervisor", "leader", "auditor", "admin"]
+ServiceName = Literal["intake", "routing"]
+SERVICE_NAMES: tuple[str, ...] = ("intake", "routing")
+
+
+class ServiceConfig(BaseModel):
+    http: str = Field(description="host:port of the service's HTTP app")
+    grpc: str | None = Field(default=None, description="host:port of its gRPC server, if it serves calls")
+    database: str = Field(description="SQLAlchemy URL of the service's own database")
+
+
+class BusConfig(BaseModel):
+    url: str = "nats://127.0.0.1:4222"
+    user: str | None = None
+    password: str | None = None
+    stream: str = "LF_LEDGER"
+
+
+class Secrets(BaseModel):
+    field_key: str = Field(description="base64 AES-256-GCM key; identity fields at rest")
+    old_field_keys: list[str] = Field(default_factory=list, description="previous keys, still readable (rotation)")
+    pseudonym_key: str = Field(description="base64 HMAC key shared by the federation; repeat detection")
+
+    @field_validator("field_key", "pseudonym_key")
+    @classmethod
+    def _32_bytes(cls, v: str) -> str:
+        if len(base64.b64decode(v)) != 32:
+            raise ValueError("must be 32 bytes, base64-encoded")
+        return v
+
+
+class User(BaseModel):
+    name: str
+    role: Role
+    token_sha256: str
+
+
+class NodeConfig(BaseModel):
+    agency: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    name: str
+    type: AgencyType
+    division: str
+    level: Literal["county", "city", "province"]
+    auto_sign_for: bool = False
+    max_returns: int = 3
+    offer_timeout_s: float = 5.0
+    data_dir: Path
+    directory: Path
+    rules: Path | None = None
+    bus: BusConfig = BusConfig()
+    secrets: Secrets
+    services: dict[ServiceName, ServiceConfig]
+    users: list[User] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _division_matches_level(self) -> "NodeConfig":
+        if divisions.level(self.division) != self.level:
+            raise ValueError(f"division {self.division} is a {divisions.level(self.division)}, not {self.level}")
+        return self
+
+
+class DirectoryEntry(BaseModel):
+    """One node as the rest of the federation sees it."""
+    agency: str
+    name: str
+    type: AgencyType
+    division: str
+    level: Literal["county", "city", "province"]
+    intake_http: str | None = None
+    intake_grpc: str | None = None
+    routing_grpc: str | None = None
+
+
+class Directory(BaseModel):
+    nodes: list[DirectoryEntry]
+
+    def get(self, agency: str) -> DirectoryEntry | None:
+        return next((n for n in self.nodes if n.agency == agency), None)
+
+    def find(self, type_: str, division: str) -> DirectoryEntry | None:
+        return next((n for n in self.nodes if n.type == type_ and n.division == division), None)
+
+    def supervising_bureaus(self, division: str) -> list[str]:
+        """Petition bureaus of the division and every level above it: they supervise its cases."""
+        chain = divisions.chain(division)
+        return [n.agency for n in self.nodes if n.type == "petition_bureau" and n.division in chain]
+
+
+def load_node(path: str | Path) -> NodeConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SystemExit(f"{path}: not valid TOML: {e}") from None
+    return NodeConfig.model_validate(raw)
+
+
+def load_directory(path: str | Path) -> Directory:
+    return Directory.model_validate(tomllib.loads(Path(path).read_text(encoding="utf-8")))

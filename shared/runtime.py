@@ -1,0 +1,74 @@
+"""What every service process has: config, its database (migrated to head), the bus connection,
+the outbox relay and its gRPC server. Built inside the app lifespan, never at import time."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Callable, Coroutine, Iterable
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared import rpc, telemetry
+from shared.bus.jetstream import Bus
+from shared.bus.outbox import OutboxRelay
+from shared.config import Directory, NodeConfig, load_directory, load_node
+from shared.db.migrations import upgrade_head
+from shared.db.session import Database
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    def __init__(self, service: str, cfg: NodeConfig, service_dir: Path):
+        self.service, self.cfg, self.service_dir = service, cfg, service_dir
+        self.own = cfg.services[service]
+        self.directory: Directory = load_directory(cfg.directory)
+        self.db = Database(self.own.database)
+        self.bus = Bus(cfg.bus, name=f"{cfg.agency}/{service}")
+        self.relay = OutboxRelay(self.db, self.bus)
+        self.stop = asyncio.Event()
+        self.grpc_server = None
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def agency(self) -> str:
+        return self.cfg.agency
+
+    def spawn(self, coro: Coroutine) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.append(task)
+        return task
+
+    async def start(self, grpc_services: Iterable[tuple[object, object, str]] = ()) -> None:
+        telemetry.setup(self.service, self.agency)
+        await asyncio.to_thread(upgrade_head, self.service_dir, self.own.database)
+        self.spawn(self.bus.connect(self.stop))
+        self.spawn(self.relay.run(self.stop))
+        if self.own.grpc:
+            self.grpc_server = await rpc.start_server(self.own.grpc, grpc_services)
+        log.info("%s/%s started", self.agency, self.service)
+
+    async def close(self) -> None:
+        self.stop.set()
+        if self.grpc_server is not None:
+            await self.grpc_server.stop(5)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.bus.close()
+        self.db.dispose()
+
+
+def main(service: str, build_app: Callable[[NodeConfig], FastAPI]) -> None:
+    """`python -m services.<name> --config node.toml`: serve until SIGINT/SIGTERM, then stop cleanly."""
+    parser = argparse.ArgumentParser(prog=f"lianfang-{service}")
+    parser.add_argument("--config", required=True, help="node config (TOML)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
+    cfg = load_node(args.config)
+    host, port = cfg.services[service].http.rsplit(":", 1)
+    uvicorn.Server(uvicorn.Config(build_app(cfg), host=host, port=int(port), log_level="warning",
+                                  timeout_graceful_shutdown=5)).run()

@@ -1,0 +1,101 @@
+"""HTTP plumbing shared by every service's FastAPI app: authentication, error shapes, size limits,
+rate limits. Roles: 登记员 clerk, 承办人 handler, 督查员 supervisor, 领导 leader, 审计员 auditor, 管理员 admin."""
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from shared.config import NodeConfig
+from shared.crypto import token_hash
+from shared.errors import LianfangError, TooMany, Unauthenticated
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user, bound to one agency (the node's)."""
+    user: str
+    role: str
+    agency: str
+
+
+def authenticate(cfg: NodeConfig, request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("bearer "):
+        raise Unauthenticated("需要登录：缺少 Authorization: Bearer 令牌 (authentication required)")
+    digest = token_hash(header[7:].strip())
+    for u in cfg.users:
+        if hmac.compare_digest(u.token_sha256, digest):
+            return Principal(user=u.name, role=u.role, agency=cfg.agency)
+    log.warning("rejected bearer token from %s", request.client.host if request.client else "?")
+    raise Unauthenticated("令牌无效 (invalid token)")
+
+
+class RateLimiter:
+    """Token bucket per client address; used on public endpoints (查询码 guessing is throttled)."""
+
+    def __init__(self, per_minute: int, burst: int):
+        self.rate, self.burst = per_minute / 60.0, burst
+        self._buckets: dict[str, tuple[float, float]] = defaultdict(lambda: (float(burst), time.monotonic()))
+
+    def check(self, client: str) -> None:
+        tokens, last = self._buckets[client]
+        now = time.monotonic()
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[client] = (tokens, now)
+            raise TooMany("请求过于频繁，请稍后再试 (too many requests)")
+        self._buckets[client] = (tokens - 1, now)
+
+
+def _field_name(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+class BodyLimit(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next):
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return JSONResponse({"error": {"code": "too_large", "message":
+                                 f"请求体过大，上限 {MAX_BODY_BYTES} 字节 (body larger than {MAX_BODY_BYTES} bytes)"}},
+                                status_code=413)
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return JSONResponse({"error": {"code": "too_large", "message": "请求体过大 (body too large)"}}, 413)
+        return await call_next(request)
+
+
+def install(app: FastAPI) -> None:
+    """Error handlers and limits every Lianfang app has."""
+    app.add_middleware(BodyLimit)
+
+    @app.exception_handler(LianfangError)
+    async def _domain(_: Request, e: LianfangError):
+        return JSONResponse(e.body(), status_code=e.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, e: RequestValidationError):
+        fields = []
+        for err in e.errors():
+            name = _field_name(tuple(err.get("loc", ())))
+            msg = err.get("msg", "invalid")
+            if err.get("type") == "json_invalid":
+                name, msg = "body", "请求体不是有效的 JSON (body is not valid JSON)"
+            elif err.get("type") == "missing":
+                msg = f"缺少必填字段 {name} (field required)"
+            fields.append({"field": name, "message": msg.removeprefix("Value error, ")})
+        first = fields[0] if fields else {"field": "body", "message": "invalid"}
+        return JSONResponse({"error": {"code": "invalid", "field": first["field"],
+                                       "message": f"{first['field']}: {first['message']}", "fields": fields}},
+                            status_code=422)
