@@ -31,6 +31,7 @@ class BusConfig(BaseModel):
     user: str | None = None
     password: str | None = None
     stream: str = "LF_LEDGER"
+    replicas: int = Field(default=1, ge=1, le=5, description="stream replicas (3 on a JetStream cluster)")
 
 
 class Secrets(BaseModel):

@@ -27,7 +27,7 @@ class ServiceRuntime:
         self.own = cfg.services[service]
         self.directory: Directory = load_directory(cfg.directory)
         self.db = Database(self.own.database)
-        self.bus = Bus(cfg.bus, name=f"{cfg.agency}/{service}")
+        self.bus = Bus(cfg.bus, name=f"{cfg.agency}/{service}", replicas=cfg.bus.replicas)
         self.relay = OutboxRelay(self.db, self.bus)
         self.stop = asyncio.Event()
         self.grpc_server = None

@@ -73,6 +73,12 @@ class BodyLimit(BaseHTTPMiddleware):
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return JSONResponse({"error": {"code": "too_large", "message": "请求体过大 (body too large)"}}, 413)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return JSONResponse({"error": {"code": "invalid", "field": "body",
+                                           "message": f"请求体不是有效的 UTF-8 (body is not valid UTF-8 at byte {e.start})"}},
+                                status_code=422)
         return await call_next(request)
 
 

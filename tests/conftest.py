@@ -1,0 +1,67 @@
+"""Fixtures with real parts only: a nats-server with JetStream, PostgreSQL, node processes on loopback."""
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+
+import pytest
+
+from shared import federation
+from shared.launcher import FederationProcesses, NatsServer
+from tests.support import Http, PostgresServer, pg_database_url
+
+REPO = Path(__file__).resolve().parent.parent
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory):
+    server = PostgresServer(Path("/tmp") / f"lianfang-pg-{tmp_path_factory.getbasetemp().name}").start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture
+def nats(tmp_path):
+    server = NatsServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+class RunningFederation:
+    def __init__(self, fed: federation.Federation, procs: FederationProcesses, nats: NatsServer):
+        self.fed, self.procs, self.nats = fed, procs, nats
+
+    def client(self, agency: str, role: str = "clerk", service: str = "intake") -> Http:
+        n = self.fed.node(agency)
+        return Http(n.url(service), n.tokens[role])
+
+    def node(self, agency: str):
+        return self.procs.nodes[agency]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def start_federation(tmp_path, nats, request):
+    """start_federation(nodes=DEMO_NODES, backend="sqlite", manual_sign=set(), rules=None)."""
+    started: list[FederationProcesses] = []
+
+    def start(nodes=federation.DEMO_NODES, backend="sqlite", manual_sign=frozenset(), rules=None):
+        db = None
+        if backend == "postgresql":
+            db = pg_database_url(request.getfixturevalue("pg"), f"t{next(_counter)}_{tmp_path.name[-6:]}".lower())
+        fed = federation.build(tmp_path / "fed", nats.url, nodes, database_url=db, rules=rules,
+                               auto_sign_for=True, manual_sign=set(manual_sign))
+        procs = FederationProcesses(fed, tmp_path / "logs").start()
+        started.append(procs)
+        return RunningFederation(fed, procs, nats)
+
+    yield start
+    for p in started:
+        p.stop()
