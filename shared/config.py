@@ -16,8 +16,11 @@ from shared import divisions
 AgencyType = Literal["petition_bureau", "court", "procuratorate", "hrss", "civil_affairs", "justice",
                      "public_security", "natural_resources", "housing", "ecology", "veterans"]
 Role = Literal["clerk", "handler", "supervisor", "leader", "auditor", "admin"]
-ServiceName = Literal["intake", "routing"]
-SERVICE_NAMES: tuple[str, ...] = ("intake", "routing")
+ServiceName = Literal["intake", "routing", "supervision", "joint_reception", "legal_referral"]
+ALL_SERVICES: tuple[str, ...] = ("intake", "routing", "supervision", "joint_reception", "legal_referral")
+_SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+# The services this checkout has (a service exists once services/<name>/__main__.py does).
+SERVICE_NAMES: tuple[str, ...] = tuple(s for s in ALL_SERVICES if (_SERVICES_DIR / s / "__main__.py").exists())
 
 
 class ServiceConfig(BaseModel):
@@ -85,8 +88,7 @@ class DirectoryEntry(BaseModel):
     division: str
     level: Literal["county", "city", "province"]
     intake_http: str | None = None
-    intake_grpc: str | None = None
-    routing_grpc: str | None = None
+    grpc: dict[str, str] = Field(default_factory=dict, description="service name → host:port of its gRPC server")
 
 
 class Directory(BaseModel):

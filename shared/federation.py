@@ -94,8 +94,8 @@ def build(root: Path, nats_url: str, nodes=DEMO_NODES, *, database_url: Callable
     for n in specs:
         directory.append(f"[[nodes]]\nagency = {_toml_str(n.agency)}\nname = {_toml_str(n.name)}\n"
                          f"type = {_toml_str(n.type)}\ndivision = {_toml_str(n.division)}\nlevel = {_toml_str(n.level)}\n"
-                         f"intake_http = {_toml_str(n.http['intake'])}\nintake_grpc = {_toml_str(n.grpc['intake'])}\n"
-                         f"routing_grpc = {_toml_str(n.grpc['routing'])}\n\n")
+                         f"intake_http = {_toml_str(n.http['intake'])}\n"
+                         f"grpc = {{ {', '.join(f'{svc} = {_toml_str(addr)}' for svc, addr in n.grpc.items())} }}\n\n")
     (root / "federation.toml").write_text("".join(directory), encoding="utf-8")
 
     for n in specs:

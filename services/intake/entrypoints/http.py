@@ -84,9 +84,9 @@ def build_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
 async def _remote_identity(rt, origin: str, case_id: str, who: Principal) -> list[dict] | None:
     """Identity lives only at the receiving node; a handling node asks it on its user's behalf."""
     entry = rt.directory.get(origin)
-    if entry is None or not entry.intake_grpc:
+    if entry is None or not entry.grpc.get("intake"):
         return None
-    async with rpc.channel(entry.intake_grpc) as ch:
+    async with rpc.channel(entry.grpc.get("intake")) as ch:
         reply = await case_pb2_grpc.CaseServiceStub(ch).GetCase(
             case_pb2.GetCaseRequest(case_id=case_id), timeout=rpc.DEFAULT_DEADLINE_S,
             metadata=rpc.call_metadata(rt.agency, who.user, who.role))
