@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from shared import risk
+
 REGISTERED = "case.registered"          # 登记
 ROUTED = "case.routed"                  # 分办决定 (rule and reasons)
 OFFERED = "case.offered"                # 交办/转送
@@ -13,6 +15,7 @@ SIGNED_FOR = "case.signed_for"          # 签收
 RETURNED = "case.returned"              # 退回
 MANUAL_REVIEW = "case.manual_review"    # 转信访局人工分办
 REPEAT_LINKED = "case.repeat_linked"    # 重信重访 linked to this case
+OFFER_UNANSWERED = "case.offer_unanswered"  # the target did not answer the offer: flagged for supervision
 
 STATUS_LABELS = {"registered": "已登记", "offered": "已交办待签收", "in_handling": "已签收办理中",
                  "returned": "已退回待重新分办", "manual_review": "待信访局人工分办"}
@@ -48,8 +51,11 @@ def apply(state: dict | None, ev: dict) -> dict:
                      last_return={"by": ev["agency"], "reason": p.get("reason", "")})
     elif t == MANUAL_REVIEW:
         s.update(status="manual_review", holder=p["bureau"], offered_to=None)
+    elif t == OFFER_UNANSWERED:
+        s["flags"] = sorted(set(s.get("flags", [])) | {"offer_unanswered"})
     elif t == REPEAT_LINKED:
         s["repeat_count"] = s.get("repeat_count", 0) + 1
+        s["risk"] = risk.with_repeat(s.get("risk") or {}, s["repeat_count"])
         if "repeat" not in s.get("flags", []):
             s["flags"] = sorted(set(s.get("flags", [])) | {"repeat"})
     s["version"] = s.get("version", 0) + 1

@@ -23,3 +23,12 @@ def assess(*, collective: bool, repeat_count: int, text: str) -> dict:
     if any(w in text for w in EXTREME):
         raise_to(2, "扬言采取极端行为")
     return {"level": LEVELS[level] if level >= 0 else None, "reasons": reasons}
+
+
+def with_repeat(current: dict, repeat_count: int) -> dict:
+    """A repeat petition raises the level to at least 三级 and says how often the matter came back."""
+    level = current.get("level")
+    if level is None:
+        level = LEVELS[0]
+    reasons = [r for r in current.get("reasons", []) if not r.startswith("重复信访")]
+    return {"level": level, "reasons": [f"重复信访 {repeat_count} 次", *reasons]}

@@ -17,7 +17,6 @@ from shared.db.base import utcnow
 from shared.db.plumbing import OutboxRow, audit
 from shared.errors import Conflict, NotFound
 
-OFFER_UNANSWERED = "case.offer_unanswered"   # flagged for supervision: the target did not answer
 FLAG_AFTER_TRIES = 3
 
 
@@ -105,7 +104,7 @@ def offer_failed(s: Session, ctx: RoutingContext, case_id: str, attempt: int, er
     if o.tries >= FLAG_AFTER_TRIES and not o.flagged:
         o.flagged = True
         rc = s.get(RoutedCase, case_id)
-        _stage(s, ctx, case_id, OFFER_UNANSWERED, {"to": o.target, "tries": o.tries, "attempt": attempt,
+        _stage(s, ctx, case_id, ledger.OFFER_UNANSWERED, {"to": o.target, "tries": o.tries, "attempt": attempt,
                                                    "note": "承办机构未在期限内答复，已提请督办；首问机构继续负责"},
                rc.audience)
 

@@ -95,6 +95,11 @@ def decide(rules: list[Rule], directory: Directory, *, category: str | None, div
         flags.append("skipped_level")  # 越级: lodged above the level the matter belongs to
     co = [n.agency for t in rule.co_handlers if (n := directory.find(t, division)) and n.agency != reported]
     reason = f"规则 {rule.id}：{rule.why}；属地 {divisions.name(division)}（{division}）"
+    if body is not None and body.agency in excluded:
+        # Returned (退回) as not competent: the same kind of body one level up decides, if the federation has it.
+        upper = next((n for code in divisions.chain(division)[1:] if (n := directory.find(rule.lead, code))), None)
+        if upper is not None and upper.agency not in excluded and upper.agency != reported:
+            return Decision(rule.id, f"{reason}；{body.name}已退回，转上一级{upper.name}", upper.agency, co, flags)
     if body is None or body.agency in excluded or body.agency == reported:
         why = ("该机构已退回" if body and body.agency in excluded else
                "被检举对象不得承办" if body and body.agency == reported else "本联盟在该属地没有此类机构")
