@@ -1,0 +1,84 @@
+"""The centre's durable consumer (which cases it shares, invitation answers) and its dispatcher: tickets'
+case events once the case is on the ledger, and invitations delivered over gRPC, retried until the
+invited node answers — a node that is down during the invitation gets it after restart."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+from sqlalchemy import select
+
+from services.joint_reception import handlers
+from services.joint_reception.adapters.orm import KnownCase
+from shared import ledger, rpc
+from shared.bus.envelope import Event
+from shared.pb import joint_reception_pb2 as pb
+from shared.pb import joint_reception_pb2_grpc as pb_grpc
+from shared.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
+_ANSWERS = {pb.InviteReply.ACCEPTED: "accepted", pb.InviteReply.DECLINED: "declined"}
+
+
+class CentreWorker:
+    def __init__(self, rt: ServiceRuntime, ctx: handlers.CentreContext):
+        self.rt, self.ctx = rt, ctx
+        self.consumer = f"joint_reception-{rt.agency}"
+        self._known: set[str] | None = None  # case ids the centre shares (skips the rest without a query)
+
+    def _react(self, event: Event) -> None:
+        self.rt.db.run(lambda s: handlers.on_event(s, self.ctx, event))  # idempotent: a replay changes nothing
+        self._known.add(event.case_id)
+
+    def _load_known(self) -> set[str]:
+        with self.rt.db.read() as s:
+            return set(s.scalars(select(KnownCase.case_id)))
+
+    async def handle(self, event: Event, seq: int) -> None:
+        if self._known is None:
+            self._known = await asyncio.to_thread(self._load_known)
+        if self.rt.agency in event.audience or event.case_id in self._known or \
+                event.type == ledger.JOINT_INVITATION_ANSWERED:
+            await asyncio.to_thread(self._react, event)
+
+    async def consume(self) -> None:
+        await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop)
+
+    async def dispatch(self) -> None:
+        while not self.rt.stop.is_set():
+            busy = False
+            try:
+                if await asyncio.to_thread(self.rt.db.run, lambda s: handlers.announce_tickets(s, self.ctx)):
+                    busy = True
+                    self.rt.relay.notify()
+                due = await asyncio.to_thread(self.rt.db.run, handlers.due_invitations)
+                busy = busy or bool(due)
+                await asyncio.gather(*(self._deliver(inv.agency, sess) for inv, sess in due))
+            except Exception as e:
+                log.warning("joint reception dispatcher: %s", e)
+            await asyncio.sleep(0.1 if busy else 0.25)
+
+    async def _deliver(self, agency: str, sess) -> None:
+        centre = self.ctx.require_centre()
+        req = pb.InviteRequest(session_id=sess.id, case_id=sess.case_id, centre=self.rt.agency,
+                               centre_name=centre.name, title=sess.title, category=sess.category or "其他",
+                               division=sess.division or "", agenda=sess.agenda,
+                               scheduled_at=handlers.aware(sess.scheduled_at).isoformat(), place=sess.place,
+                               invited=sess.invited, audience=sess.audience)
+        try:
+            entry = self.rt.directory.get(agency)
+            addr = entry.grpc.get("joint_reception") if entry else None
+            if not addr:
+                raise ConnectionError(f"{agency} 没有联合接访服务地址 (no joint_reception address in the directory)")
+            async with rpc.channel(addr, self.rt.cfg.tls) as ch:
+                reply = await pb_grpc.JointReceptionServiceStub(ch).Invite(
+                    req, timeout=self.ctx.cfg.offer_timeout_s,
+                    metadata=rpc.call_metadata(self.rt.agency, sess.opened_by, "clerk"))
+            answer = _ANSWERS.get(reply.answer, "pending")
+            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.invitation_delivered(
+                s, sess.id, agency, answer, reply.reason or None))
+        except Exception as e:  # invited node down or slow: the invitation stays owed and is retried
+            error = f"{e.code().name}: {e.details()}" if isinstance(e, grpc.aio.AioRpcError) else str(e)
+            log.info("invitation %s → %s not delivered: %s", sess.id, agency, error)
+            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.invitation_failed(s, sess.id, agency, error))
