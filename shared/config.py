@@ -16,6 +16,7 @@ from shared import divisions
 AgencyType = Literal["petition_bureau", "court", "procuratorate", "hrss", "civil_affairs", "justice",
                      "public_security", "natural_resources", "housing", "ecology", "veterans"]
 Role = Literal["clerk", "handler", "supervisor", "leader", "auditor", "admin"]
+AGENCY_PATTERN = r"^[a-z0-9][a-z0-9-]{1,40}$"
 ServiceName = Literal["intake", "routing", "supervision", "joint_reception", "legal_referral"]
 ALL_SERVICES: tuple[str, ...] = ("intake", "routing", "supervision", "joint_reception", "legal_referral")
 _SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
@@ -35,6 +36,14 @@ class BusConfig(BaseModel):
     password: str | None = None
     stream: str = "LF_LEDGER"
     replicas: int = Field(default=1, ge=1, le=5, description="stream replicas (3 on a JetStream cluster)")
+
+
+class TlsConfig(BaseModel):
+    """PEM files for mutual TLS. When a node has them, its gRPC servers require client certificates from
+    the federation CA, its gRPC calls present its own, and it reaches NATS over TLS (shared/certs.py)."""
+    ca: Path = Field(description="the federation CA certificate: the only issuer trusted")
+    cert: Path = Field(description="this node's certificate (SAN URI lianfang://agency/<agency>)")
+    key: Path = Field(description="its private key")
 
 
 class Secrets(BaseModel):
@@ -57,7 +66,7 @@ class User(BaseModel):
 
 
 class NodeConfig(BaseModel):
-    agency: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    agency: str = Field(pattern=AGENCY_PATTERN)
     name: str
     type: AgencyType
     division: str
@@ -68,8 +77,13 @@ class NodeConfig(BaseModel):
     data_dir: Path
     directory: Path
     rules: Path | None = None
+    legal_channels: Path | None = Field(default=None, description="legal channel rules (default infra/legal/channels.toml)")
+    joint_reception_centre: Path | None = Field(
+        default=None, description="联合接访中心 config a petition-bureau node hosts (default: "
+                                  "infra/joint_reception/centre.toml, hosted by the node it names)")
     bus: BusConfig = BusConfig()
     secrets: Secrets
+    tls: TlsConfig | None = Field(default=None, description="absent: plain gRPC and NATS (old configs)")
     services: dict[ServiceName, ServiceConfig]
     users: list[User] = Field(default_factory=list)
 

@@ -8,7 +8,7 @@ import json
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from shared.db.base import utcnow
+from shared import clock
 
 SUBJECT_ROOT = "lf.ev"
 
@@ -30,7 +30,7 @@ class Event:
     payload: dict
     audience: list[str]
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    time: str = field(default_factory=lambda: utcnow().isoformat())
+    time: str = field(default_factory=lambda: clock.now().isoformat())  # the injectable clock (shared/clock.py)
     trace: dict = field(default_factory=dict)
 
     @property
