@@ -19,8 +19,9 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     print("联访 Lianfang 演示联盟启动中 / starting the demo federation …", flush=True)
-    nats = NatsServer(root).start()
-    fed = federation.build(root, nats.url, auto_sign_for=True)
+    nats = NatsServer(root)
+    fed = federation.build(root, nats.url, auto_sign_for=True)  # dev CA and node certificates in root/tls
+    nats.secure(fed).start()  # TLS with client certificates; one user per node, publishing only as itself
     procs = FederationProcesses(fed, root / "logs")
     try:
         for i, (agency, node) in enumerate(procs.nodes.items(), 1):
@@ -41,7 +42,7 @@ def main() -> None:
 def _banner(fed: federation.Federation, root: Path) -> None:
     bureau = fed.nodes[0]
     print("\n联访 Lianfang 演示联盟已就绪 / demo federation ready")
-    print(f"  JetStream: {fed.nats_url}")
+    print(f"  JetStream: {fed.nats_url}   (TLS, one user per node; dev CA {root / 'tls' / 'ca.crt'})")
     for n in fed.nodes:
         print(f"  {n.name:<16} {n.agency:<12} intake {n.url('intake')}/docs   routing {n.url('routing')}/docs")
     print(f"\n  端点与演示令牌 endpoints and demo tokens: {root / 'endpoints.json'}")

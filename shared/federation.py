@@ -1,5 +1,6 @@
 """Generate a federation: the shared directory plus one node config per agency, with secrets,
-per-role demo tokens and free loopback ports. Used by `make run`, the tests and the benchmark."""
+per-role demo tokens, free loopback ports, TLS material from a dev CA (root/tls/, shared/certs.py)
+and one NATS user per node. Used by `make run`, the tests and the benchmark."""
 from __future__ import annotations
 
 import secrets
@@ -9,7 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 from shared import divisions
-from shared.config import SERVICE_NAMES
+from shared.certs import NATS_SERVER, DevCA
+from shared.config import SERVICE_NAMES, TlsConfig
 from shared.crypto import new_key, token_hash
 
 ROLES = ("clerk", "handler", "supervisor", "leader", "auditor", "admin")
@@ -50,6 +52,8 @@ class NodeSpec:
     http: dict[str, str] = field(default_factory=dict)   # service → host:port
     grpc: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)  # role → clear demo token
+    tls: TlsConfig | None = None       # the node's certificate, key and the federation CA
+    bus_password: str | None = None    # its NATS user is its agency id
 
     @property
     def level(self) -> str:
@@ -64,9 +68,14 @@ class Federation:
     root: Path
     nats_url: str
     nodes: list[NodeSpec]
+    nats_tls: TlsConfig | None = None  # the NATS server's certificate (no agency identity)
 
     def node(self, agency: str) -> NodeSpec:
         return next(n for n in self.nodes if n.agency == agency)
+
+    def bus_users(self) -> dict[str, str]:
+        """NATS user (agency id) → password, for the server's authorization block."""
+        return {n.agency: n.bus_password for n in self.nodes if n.bus_password}
 
 
 def _toml_str(v: str) -> str:
@@ -74,13 +83,19 @@ def _toml_str(v: str) -> str:
 
 
 def build(root: Path, nats_url: str, nodes=DEMO_NODES, *, database_url: Callable[[str, str], str] | None = None,
-          auto_sign_for: bool = True, rules: Path | None = None, manual_sign: set[str] = frozenset()) -> Federation:
+          auto_sign_for: bool = True, rules: Path | None = None, manual_sign: set[str] = frozenset(),
+          tls: bool = True) -> Federation:
     """Write root/federation.toml and root/nodes/<agency>.toml. `database_url(agency, service)` picks
     the database; SQLite files under root/<agency>/ by default. Agencies in `manual_sign` have
-    auto_sign_for off (a clerk signs, as in production)."""
+    auto_sign_for off (a clerk signs, as in production). With `tls` (the default) a dev CA under
+    root/tls/ issues each node's certificate and the NATS server's, the nodes reach NATS at tls://
+    as their own users, and the NATS server must be given them (`NatsServer.secure(federation)`)."""
     root = root.resolve()
     (root / "nodes").mkdir(parents=True, exist_ok=True)
     pseudonym_key = new_key()
+    ca = DevCA.load_or_create(root / "tls") if tls else None
+    if tls and nats_url.startswith("nats://"):
+        nats_url = "tls://" + nats_url.removeprefix("nats://")
     specs = []
     for agency, name, type_, division in nodes:
         spec = NodeSpec(agency, name, type_, division, root / "nodes" / f"{agency}.toml")
@@ -88,6 +103,9 @@ def build(root: Path, nats_url: str, nodes=DEMO_NODES, *, database_url: Callable
             spec.http[svc] = f"127.0.0.1:{free_port()}"
             spec.grpc[svc] = f"127.0.0.1:{free_port()}"
         spec.tokens = {role: f"lf_{agency}_{role}_{secrets.token_urlsafe(18)}" for role in ROLES}
+        if ca:
+            spec.tls = ca.issue_node(agency)
+            spec.bus_password = secrets.token_urlsafe(24)
         specs.append(spec)
 
     directory = ["# Federation directory: every node as the others see it. Shared by all nodes.\n"]
@@ -108,8 +126,12 @@ def build(root: Path, nats_url: str, nodes=DEMO_NODES, *, database_url: Callable
                  f"data_dir = {_toml_str(str(data_dir))}", f"directory = {_toml_str(str(root / 'federation.toml'))}"]
         if rules:
             lines.append(f"rules = {_toml_str(str(rules))}")
-        lines += ["", "[bus]", f"url = {_toml_str(nats_url)}", "",
-                  "[secrets]", f"field_key = {_toml_str(new_key())}", f"pseudonym_key = {_toml_str(pseudonym_key)}", ""]
+        lines += ["", "[bus]", f"url = {_toml_str(nats_url)}"]
+        if n.bus_password:
+            lines += [f"user = {_toml_str(n.agency)}", f"password = {_toml_str(n.bus_password)}"]
+        lines += ["", "[secrets]", f"field_key = {_toml_str(new_key())}", f"pseudonym_key = {_toml_str(pseudonym_key)}", ""]
+        if n.tls:
+            lines += ["[tls]", *(f"{k} = {_toml_str(str(getattr(n.tls, k)))}" for k in ("ca", "cert", "key")), ""]
         for svc in SERVICE_NAMES:
             db = database_url(n.agency, svc) if database_url else f"sqlite:///{data_dir / (svc + '.db')}"
             lines += [f"[services.{svc}]", f"http = {_toml_str(n.http[svc])}", f"grpc = {_toml_str(n.grpc[svc])}",
@@ -117,5 +139,8 @@ def build(root: Path, nats_url: str, nodes=DEMO_NODES, *, database_url: Callable
         for role, tok in n.tokens.items():
             lines += ["[[users]]", f"name = {_toml_str(f'demo-{role}')}", f"role = {_toml_str(role)}",
                       f"token_sha256 = {_toml_str(token_hash(tok))}", ""]
+        n.config_path.touch(mode=0o600)
+        n.config_path.chmod(0o600)  # secrets and the bus password
         n.config_path.write_text("\n".join(lines), encoding="utf-8")
-    return Federation(root=root, nats_url=nats_url, nodes=specs)
+    return Federation(root=root, nats_url=nats_url, nodes=specs,
+                      nats_tls=ca.issue_server(NATS_SERVER) if ca else None)

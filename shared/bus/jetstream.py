@@ -1,9 +1,14 @@
 """JetStream client: connection that survives a down server, the ledger stream, publish with
-Nats-Msg-Id de-duplication, durable pull consumers with explicit ack, and per-case history."""
+Nats-Msg-Id de-duplication, durable pull consumers with explicit ack, and per-case history.
+
+A node connects as its own NATS user (user = agency id) over TLS; `permissions()` is what that user
+may do, and the server enforces it (shared/launcher.py writes it into the server config)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import ssl
 from typing import Awaitable, Callable
 
 import nats
@@ -12,11 +17,47 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 
 from shared import telemetry
 from shared.bus.envelope import SUBJECT_ROOT, Event, case_history_filter
-from shared.config import BusConfig
+from shared.config import BusConfig, TlsConfig
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, int], Awaitable[None]]  # (event, stream sequence)
+CONNECT_ATTEMPT_S = 15.0  # one connection attempt, TLS handshake included
+
+
+def inbox_prefix(user: str | None) -> str:
+    """Replies and pull-consumer deliveries for a user arrive under its own inbox prefix, so a node may
+    subscribe to its own inboxes only and cannot read another node's."""
+    return f"_INBOX.{user}" if user else "_INBOX"
+
+
+def permissions(agency: str, stream: str = BusConfig().stream) -> dict[str, list[str]]:
+    """What the NATS user of one node may publish and subscribe to.
+
+    Publish: events only as itself (lf.ev.<agency>.>, so no node can put an event on the ledger under
+    another agency's name), the JetStream API calls this client makes on the ledger stream — stream
+    info/create, consumer create/info/fetch/delete, message reads — and acks. Not stream update, delete,
+    purge or message delete: the ledger is append-only for every node. Subscribe: its own inboxes only
+    (pull consumers deliver there); no core subscriptions on lf.ev.>."""
+    api = "$JS.API"
+    return {
+        "publish": [f"{SUBJECT_ROOT}.{agency}.>", f"{api}.INFO",
+                    f"{api}.STREAM.INFO.{stream}", f"{api}.STREAM.CREATE.{stream}",
+                    f"{api}.STREAM.MSG.GET.{stream}", f"{api}.DIRECT.GET.{stream}", f"{api}.DIRECT.GET.{stream}.>",
+                    f"{api}.CONSUMER.CREATE.{stream}", f"{api}.CONSUMER.CREATE.{stream}.>",
+                    f"{api}.CONSUMER.DURABLE.CREATE.{stream}.*", f"{api}.CONSUMER.INFO.{stream}.*",
+                    f"{api}.CONSUMER.DELETE.{stream}.*", f"{api}.CONSUMER.MSG.NEXT.{stream}.*",
+                    f"{api}.CONSUMER.NAMES.{stream}", f"{api}.CONSUMER.LIST.{stream}",
+                    f"$JS.ACK.{stream}.>"],
+        "subscribe": [f"{inbox_prefix(agency)}.>"],
+    }
+
+
+def client_tls(tls: TlsConfig) -> ssl.SSLContext:
+    """Verify the server against the federation CA; present the node's certificate."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca))
+    ctx.load_cert_chain(str(tls.cert), str(tls.key))
+    return ctx
 
 
 class PoisonEvent(Exception):
@@ -24,8 +65,9 @@ class PoisonEvent(Exception):
 
 
 class Bus:
-    def __init__(self, cfg: BusConfig, name: str, replicas: int = 1):
-        self.cfg, self.name, self.replicas = cfg, name, replicas
+    def __init__(self, cfg: BusConfig, name: str, replicas: int = 1, tls: TlsConfig | None = None):
+        self.cfg, self.name, self.replicas, self.tls = cfg, name, replicas, tls
+        self.inbox = inbox_prefix(cfg.user)
         self.nc: nats.NATS | None = None
         self.js = None
         self.connected = asyncio.Event()
@@ -35,9 +77,13 @@ class Bus:
         delay = 0.2
         while not stop.is_set():
             try:
-                self.nc = await nats.connect(servers=[self.cfg.url], user=self.cfg.user, password=self.cfg.password,
-                                             name=self.name, connect_timeout=2, max_reconnect_attempts=-1,
-                                             reconnect_time_wait=0.5, allow_reconnect=True)
+                # Bounded: nats-py's connect() hangs for good once a TLS handshake is reset (a loaded server
+                # drops it after its tls timeout); a fresh attempt then gets through.
+                self.nc = await asyncio.wait_for(nats.connect(
+                    servers=[self.cfg.url], user=self.cfg.user, password=self.cfg.password,
+                    tls=client_tls(self.tls) if self.tls else None, inbox_prefix=self.inbox, name=self.name,
+                    connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5, allow_reconnect=True),
+                    timeout=CONNECT_ATTEMPT_S)
                 self.js = self.nc.jetstream(timeout=10)
                 await self.ensure_stream()
                 self.connected.set()
@@ -71,21 +117,29 @@ class Bus:
         """Durable pull consumer on every case event; ack after the handler committed."""
         await self.connected.wait()
         psub = None
-        while not stop.is_set():
-            try:
-                if psub is None:
-                    psub = await self.js.pull_subscribe(
-                        f"{SUBJECT_ROOT}.>", durable=durable, stream=self.cfg.stream,
-                        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=10000))
+        try:
+            while not stop.is_set():
                 try:
-                    msgs = await psub.fetch(batch, timeout=1)
-                except NatsTimeout:
-                    continue
-                for msg in msgs:
-                    await self._deliver(msg, handler)
-            except Exception as e:
-                log.warning("consumer %s: %s", durable, e)
-                await asyncio.sleep(1)
+                    if psub is None:
+                        psub = await self.js.pull_subscribe(
+                            f"{SUBJECT_ROOT}.>", durable=durable, stream=self.cfg.stream,
+                            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=10000),
+                            inbox_prefix=f"{self.inbox}.".encode())
+                    try:
+                        msgs = await psub.fetch(batch, timeout=1)
+                    except NatsTimeout:
+                        continue
+                    for msg in msgs:
+                        await self._deliver(msg, handler)
+                except Exception as e:
+                    log.warning("consumer %s: %s", durable, e)
+                    await asyncio.sleep(1)
+        finally:
+            # The durable consumer stays on the server; only our inbox subscription goes. Left in place,
+            # nats.py's drain() on close waits for it forever (its pending queue never joins).
+            if psub is not None and self.nc is not None and not self.nc.is_closed:
+                with contextlib.suppress(Exception):
+                    await psub.unsubscribe()
 
     async def _deliver(self, msg, handler: Handler) -> None:
         try:
@@ -113,7 +167,8 @@ class Bus:
         await self.connected.wait()
         psub = await self.js.pull_subscribe(case_history_filter(case_id), durable=None, stream=self.cfg.stream,
                                             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL,
-                                                                  ack_policy=AckPolicy.NONE, inactive_threshold=10))
+                                                                  ack_policy=AckPolicy.NONE, inactive_threshold=10),
+                                            inbox_prefix=f"{self.inbox}.".encode())
         out: list[tuple[Event, int]] = []
         try:
             while True:

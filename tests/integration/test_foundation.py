@@ -131,19 +131,24 @@ def test_grpc_health_and_case_service(start_federation):
     wait_for(lambda: (v := visible(fed, HRSS, r["case_id"])) and v["holder"] == HRSS, what="signed for")
     for node in fed.fed.nodes:
         for svc, addr in node.grpc.items():
-            with grpc.insecure_channel(addr) as ch:
+            with fed.grpc_channel(addr, node.agency) as ch:
                 reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING, (node.agency, svc)
     # The holder asks the receiving node for the full view, identity included (it handles the case) …
-    with grpc.insecure_channel(fed.fed.node(BUREAU).grpc["intake"]) as ch:
+    # (each node calls with its own certificate: mutual TLS, the agency is the certificate's)
+    addr = fed.fed.node(BUREAU).grpc["intake"]
+    with fed.grpc_channel(addr, HRSS) as ch:
         stub = case_pb2_grpc.CaseServiceStub(ch)
         full = stub.GetCase(case_pb2.GetCaseRequest(case_id=r["case_id"]), timeout=5,
                             metadata=rpc.call_metadata(HRSS, "handler-1", "handler"))
         assert full.holder == HRSS and full.identity_disclosed and full.petitioner.name == "测试人500"
-        # … the city bureau shares the case (it supervises) but does not handle it: no identity.
-        seen = stub.GetCase(case_pb2.GetCaseRequest(case_id=r["case_id"]), timeout=5,
-                            metadata=rpc.call_metadata(CITY, "sup-1", "supervisor"))
+    # … the city bureau shares the case (it supervises) but does not handle it: no identity.
+    with fed.grpc_channel(addr, CITY) as ch:
+        seen = case_pb2_grpc.CaseServiceStub(ch).GetCase(case_pb2.GetCaseRequest(case_id=r["case_id"]), timeout=5,
+                                                         metadata=rpc.call_metadata(CITY, "sup-1", "supervisor"))
         assert not seen.identity_disclosed and seen.petitioner.name == ""
+    with fed.grpc_channel(addr, HRSS) as ch:
+        stub = case_pb2_grpc.CaseServiceStub(ch)
         with pytest.raises(grpc.RpcError) as e:
             stub.GetCase(case_pb2.GetCaseRequest(case_id="LF000"), timeout=5,
                          metadata=rpc.call_metadata(HRSS, "h", "handler"))

@@ -51,7 +51,7 @@ class RoutingWorker:
                                           audience=rc.audience, rule=decision["rule"], reason=decision["reason"],
                                           skipped_level="skipped_level" in decision["flags"])
         try:
-            async with rpc.channel(entry.grpc["routing"]) as ch:
+            async with rpc.channel(entry.grpc["routing"], self.rt.cfg.tls) as ch:
                 await assignment_pb2_grpc.AssignmentServiceStub(ch).Offer(
                     req, timeout=self.ctx.cfg.offer_timeout_s, metadata=rpc.call_metadata(self.rt.agency, "routing",
                                                                                           "handler"))
