@@ -13,7 +13,7 @@ from services.intake.adapters.orm import (CaseEventRow, CaseRow, IdempotencyRow,
                                           RegistrationRow)
 from services.intake.domain import identifiers, repeat
 from services.intake.domain.petition import PetitionIn
-from shared import divisions, ledger, risk
+from shared import clock, divisions, ledger, risk
 from shared.bus import outbox
 from shared.bus.envelope import Event
 from shared.categories import classify
@@ -149,7 +149,7 @@ def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, ba
 _PRIVATE_PAYLOAD = {"petitioner_pseudonym", "query_code_hash"}
 EVENT_LABELS = {ledger.REGISTERED: "登记", ledger.ROUTED: "分办决定", ledger.OFFERED: "交办",
                 ledger.SIGNED_FOR: "签收", ledger.RETURNED: "退回", ledger.MANUAL_REVIEW: "转人工分办",
-                ledger.REPEAT_LINKED: "重复信访"}
+                ledger.REPEAT_LINKED: "重复信访", **ledger.EVENT_LABELS}
 
 
 def _agency_name(directory: Directory, agency: str | None) -> str | None:
@@ -166,10 +166,13 @@ def case_view(s: Session, directory: Directory, case: CaseRow, now: datetime) ->
         "title": st["title"], "channel": st["channel"], "origin": st["origin"],
         "holder": st["holder"], "holder_name": _agency_name(directory, st["holder"]),
         "lead": st.get("lead"), "co_handlers": st.get("co_handlers", []), "offered_to": st.get("offered_to"),
-        "deadlines": ledger.deadlines(st, now), "risk_level": st["risk"]["level"], "risk_reasons": st["risk"]["reasons"],
+        "deadlines": ledger.deadlines(st, clock.now()), "leader": st.get("leader"),
+        "risk_level": st["risk"]["level"], "risk_reasons": st["risk"]["reasons"],
         "flags": st.get("flags", []), "persons": st.get("persons"), "collective": st.get("collective", False),
         "repeat_count": st.get("repeat_count", 0), "returns": st.get("returns", 0), "routing": st.get("routing"),
         "registered_at": st["registered_at"],
+        **ledger.joint_reception_view(st, clock.now()),  # 联合接访: reception, sessions, commitments, notice, hearings
+        **ledger.legal_view(st),  # 诉访分离: classification, referral and receipt, 书面告知, 5+1 steps, relief
         "events": [{"id": e.event_id, "type": e.type, "label": EVENT_LABELS.get(e.type, e.type), "agency": e.agency,
                     "agency_name": _agency_name(directory, e.agency), "actor": e.actor, "time": e.time,
                     "payload": {k: v for k, v in e.payload.items() if k not in _PRIVATE_PAYLOAD}} for e in events],
@@ -182,7 +185,12 @@ def query_view(view: dict) -> dict:
             "title": view["title"], "registered_at": view["registered_at"], "holder_name": view["holder_name"],
             "deadlines": [{k: d[k] for k in ("label", "due", "state")} for d in view["deadlines"]],
             "progress": [{"time": e["time"], "step": e["label"], "agency_name": e["agency_name"]}
-                         for e in view["events"] if e["type"] != ledger.ROUTED]}
+                         for e in view["events"] if e["type"] not in ledger.INTERNAL_TYPES],
+            "reply": next(({"step": e["label"], "time": e["time"], "agency_name": e["agency_name"],
+                            "title": e["payload"].get("title"), "text": e["payload"].get("text")}
+                           for e in reversed(view["events"]) if e["type"] in ledger.DECISION_TYPES), None),
+            "notice": view.get("notice"),  # 一次性告知: everything the petitioner must bring
+            "legal_notice": (view.get("legal") or {}).get("notice")}  # 书面告知 (导入法律程序)
 
 
 def may_see_identity(agency: str, state: dict, caller_agency: str, role: str) -> bool:

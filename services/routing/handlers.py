@@ -12,7 +12,7 @@ from services.routing.domain.rules import Rule, decide
 from shared import divisions, ledger
 from shared.bus import outbox
 from shared.bus.envelope import Event
-from shared.config import Directory, NodeConfig
+from shared.config import SERVICE_NAMES, Directory, NodeConfig
 from shared.db.base import utcnow
 from shared.db.plumbing import OutboxRow, audit
 from shared.errors import Conflict, NotFound
@@ -58,6 +58,11 @@ def route(s: Session, ctx: RoutingContext, rc: RoutedCase) -> None:
     _stage(s, ctx, rc.case_id, ledger.ROUTED, record, rc.audience)
     if d.manual:
         _stage(s, ctx, rc.case_id, ledger.MANUAL_REVIEW, {"bureau": d.target, "reason": d.reason}, rc.audience)
+        return
+    if "legal_channel" in d.flags and "legal_referral" in SERVICE_NAMES:
+        # 诉访分离: not offered as a petition; this node's legal-referral service classifies and refers it.
+        _stage(s, ctx, rc.case_id, ledger.LEGAL_HANDOVER, {"attempt": rc.attempt, "rule": d.rule, "reason": d.reason},
+               rc.audience)
         return
     offered = _stage(s, ctx, rc.case_id, ledger.OFFERED, {"to": d.target, "lead": d.target, "co_handlers": d.co_handlers,
                                                           "attempt": rc.attempt}, rc.audience)

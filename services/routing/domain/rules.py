@@ -1,12 +1,11 @@
 """Responsibility rules (infra/routing/rules.toml) and the decision they produce. Pure domain."""
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
 
-from shared import divisions
+from shared import divisions, rulefile
 from shared.categories import CATEGORIES
 from shared.config import AgencyType, Directory
 
@@ -43,26 +42,16 @@ class Decision:
 
 
 def load_rules(path: Path) -> list[Rule]:
-    text = path.read_text(encoding="utf-8")
-    header_lines = [i + 1 for i, line in enumerate(text.splitlines()) if line.strip() == "[[rule]]"]
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise RuleError(f"{path}: {e}") from None
+    text, doc = rulefile.parse(path, RuleError)
     rules = []
-    for i, r in enumerate(raw.get("rule", [])):
-        where = f"{path} line {header_lines[i] if i < len(header_lines) else '?'} (rule {r.get('id', i + 1)!r})"
-        missing = {"id", "category", "lead", "why"} - r.keys()
-        if missing:
-            raise RuleError(f"{where}: missing {', '.join(sorted(missing))}")
+    for e in rulefile.entries(path, text, doc, "rule", RuleError):
+        e.check_keys({"id", "category", "lead", "why"}, {"keywords", "co_handlers", "legal"}, RuleError)
+        r = e.data
         if r["category"] not in CATEGORIES:
-            raise RuleError(f"{where}: unknown category {r['category']!r}")
+            raise RuleError(f"{e.where}: unknown category {r['category']!r}")
         for t in [r["lead"], *r.get("co_handlers", [])]:
             if t not in AGENCY_TYPES:
-                raise RuleError(f"{where}: unknown agency type {t!r}")
-        unknown = r.keys() - {"id", "category", "lead", "why", "keywords", "co_handlers", "legal"}
-        if unknown:
-            raise RuleError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+                raise RuleError(f"{e.where}: unknown agency type {t!r}")
         rules.append(Rule(id=r["id"], category=r["category"], lead=r["lead"], why=r["why"],
                           keywords=tuple(r.get("keywords", ())), co_handlers=tuple(r.get("co_handlers", ())),
                           legal=bool(r.get("legal", False))))

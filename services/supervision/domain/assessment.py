@@ -1,0 +1,159 @@
+"""考核 assessment per agency and per division over a date range, computed from ledger events only.
+
+Population: the cases this node shares that were registered (登记) on a Beijing calendar day within
+[from, to], whose division lies within `division` (if given) and whose responsible body — the holder
+(承办机构) as of the evaluation moment — is `agency` (if given). Every case is evaluated as of
+`as_of` = min(end of the `to` day, now): its events up to that moment are folded with
+shared.ledger.apply and its clocks read with shared.ledger.clocks, so a node that shares the same cases
+computes the same figures, and a past period's figures do not change as time goes on.
+
+Rates (numerator / denominator; the rate is null when the denominator is 0):
+* 及时受理率 timely_acceptance = cases whose 受理告知 (受理 or 不予受理) was given within 15 days of
+  registration / cases whose 受理告知 clock has ended (given, or its 15 days passed) — clock met / (met + breached).
+* 按期办结率 on_time_completion = accepted cases replied within 60 days (+ an approved extension) /
+  accepted cases whose 办理 clock has ended (replied, or overdue) — clock met / (met + breached).
+* 参评率 evaluation_participation = replied cases with at least one satisfaction rating / replied cases.
+* 满意率 satisfaction = rated cases whose latest rating is 满意 or 基本满意 / rated cases.
+* 一次办结率 first_time_resolution = replied cases with no 复查 request and no repeat petition
+  (重信重访) on the ledger / replied cases.
+* 重复信访率 repeat_rate = cases with at least one repeat petition linked (case.repeat_linked) / cases.
+* 越级访数 skipped_level_visits = cases routed with the skipped_level flag (lodged above their level).
+* overdue: breached clocks by clock (受理告知, 办理答复, 复查意见, 复核意见) and in total; supervision_orders
+  = 督办 orders issued, listed_supervision = of which 挂牌督办.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Callable, Iterable
+
+from shared import divisions, ledger
+
+RATE_LABELS = {"timely_acceptance": "及时受理率", "on_time_completion": "按期办结率",
+               "evaluation_participation": "参评率", "satisfaction": "满意率",
+               "first_time_resolution": "一次办结率", "repeat_rate": "重复信访率"}
+SATISFIED = ("满意", "基本满意")
+
+
+def end_of_day(d: date) -> datetime:
+    return datetime.combine(d, time(23, 59, 59, 999999), ledger.CST)
+
+
+def state_as_of(events: Iterable[dict], as_of: datetime) -> dict | None:
+    """Fold a case's events (ledger order) that happened by `as_of`."""
+    state = None
+    for ev in events:
+        if datetime.fromisoformat(ev["time"]) <= as_of:
+            state = ledger.apply(state, ev)
+    return state if state and state.get("registered_at") else None
+
+
+@dataclass
+class CaseFacts:
+    """What one case contributes to the figures, as of the evaluation moment."""
+    case_id: str
+    agency: str
+    division: str
+    acceptance: str | None      # met | breached | None (still running)
+    handling: str | None        # met | breached | None (running, or not accepted)
+    replied: bool
+    rated: bool
+    satisfied: bool
+    review_requested: bool
+    repeat: bool
+    skipped_level: bool
+    breached: list[str] = field(default_factory=list)
+    orders: int = 0
+    listed: int = 0
+
+
+def facts(state: dict, as_of: datetime) -> CaseFacts:
+    cl = {c["name"]: c for c in ledger.clocks(state, as_of)}
+    ended = lambda name: cl[name]["state"] if name in cl and cl[name]["state"] in ("met", "breached") else None  # noqa: E731
+    ratings = state.get("ratings", [])
+    orders = state.get("orders", [])
+    return CaseFacts(
+        case_id=state["case_id"], agency=state["holder"], division=state["division"],
+        acceptance=ended("acceptance_notice"), handling=ended("handling"), replied=bool(state.get("reply")),
+        rated=bool(ratings), satisfied=bool(ratings) and ratings[-1]["rating"] in SATISFIED,
+        review_requested=bool(state.get("review")), repeat=state.get("repeat_count", 0) > 0,
+        skipped_level="skipped_level" in state.get("flags", []),
+        breached=[c["name"] for c in cl.values() if c["supervised"] and c["state"] == "breached"],
+        orders=len(orders), listed=sum(1 for o in orders if o["level"] == "挂牌督办"))
+
+
+def _rate(n: int, d: int) -> dict:
+    return {"numerator": n, "denominator": d, "rate": round(n / d, 4) if d else None}
+
+
+def metrics(cases: list[CaseFacts]) -> dict:
+    replied = [c for c in cases if c.replied]
+    rated = [c for c in replied if c.rated]
+    overdue = {name: sum(1 for c in cases if name in c.breached) for name in ledger.SUPERVISED_CLOCKS}
+    return {
+        "cases": len(cases),
+        "timely_acceptance": _rate(sum(c.acceptance == "met" for c in cases),
+                                   sum(c.acceptance is not None for c in cases)),
+        "on_time_completion": _rate(sum(c.handling == "met" for c in cases), sum(c.handling is not None for c in cases)),
+        "evaluation_participation": _rate(len(rated), len(replied)),
+        "satisfaction": _rate(sum(c.satisfied for c in rated), len(rated)),
+        "first_time_resolution": _rate(sum(not c.review_requested and not c.repeat for c in replied), len(replied)),
+        "repeat_rate": _rate(sum(c.repeat for c in cases), len(cases)),
+        "skipped_level_visits": sum(c.skipped_level for c in cases),
+        "overdue": {**overdue, "total": sum(overdue.values())},
+        "supervision_orders": sum(c.orders for c in cases),
+        "listed_supervision": sum(c.listed for c in cases),
+    }
+
+
+def assess(case_events: Iterable[list[dict]], *, date_from: date, date_to: date, now: datetime,
+           division: str | None = None, agency: str | None = None,
+           names: Callable[[str], str] = lambda a: a) -> dict:
+    """The figures for the population (see the module docstring), in total, per agency and per division."""
+    as_of = min(end_of_day(date_to), now)
+    population: list[CaseFacts] = []
+    for events in case_events:
+        state = state_as_of(events, as_of)
+        if state is None or not date_from <= ledger.local_date(state["registered_at"]) <= date_to:
+            continue
+        if division and not divisions.contains(division, state["division"]):
+            continue
+        if agency and state["holder"] != agency:
+            continue
+        population.append(facts(state, as_of))
+    by_agency = sorted({c.agency for c in population})
+    by_division = sorted({c.division for c in population})
+    return {
+        "from": date_from.isoformat(), "to": date_to.isoformat(), "as_of": as_of.isoformat(),
+        "division": division, "agency": agency,
+        "total": metrics(population),
+        "by_agency": [{"agency": a, "agency_name": names(a), **metrics([c for c in population if c.agency == a])}
+                      for a in by_agency],
+        "by_division": [{"division": d, "division_name": divisions.name(d),
+                         **metrics([c for c in population if c.division == d])} for d in by_division],
+        "cases": sorted(c.case_id for c in population),
+    }
+
+
+CSV_HEADER = ["维度", "代码", "名称", "件数", *[f"{v}" for v in RATE_LABELS.values()],
+              *[f"{v}（分子/分母）" for v in RATE_LABELS.values()], "越级访数", "超期件数（受理告知）",
+              "超期件数（办理答复）", "超期件数（复查意见）", "超期件数（复核意见）", "超期合计", "督办件数", "挂牌督办件数"]
+
+
+def to_csv(report: dict) -> str:
+    """The same figures as CSV (UTF-8 with BOM so spreadsheet programs read the Chinese headers)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(CSV_HEADER)
+    rows = [("合计", report["division"] or "", report["agency"] or "全部", report["total"])]
+    rows += [("机构", r["agency"], r["agency_name"], r) for r in report["by_agency"]]
+    rows += [("区划", r["division"], r["division_name"], r) for r in report["by_division"]]
+    for scope, code, name, m in rows:
+        rates = [m[k]["rate"] for k in RATE_LABELS]
+        w.writerow([scope, code, name, m["cases"], *["" if r is None else f"{r:.4f}" for r in rates],
+                    *[f"{m[k]['numerator']}/{m[k]['denominator']}" for k in RATE_LABELS], m["skipped_level_visits"],
+                    *[m["overdue"][c] for c in ledger.SUPERVISED_CLOCKS], m["overdue"]["total"],
+                    m["supervision_orders"], m["listed_supervision"]])
+    return "\ufeff" + buf.getvalue()

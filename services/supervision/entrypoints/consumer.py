@@ -1,0 +1,90 @@
+"""The supervision projection (durable JetStream consumer) and the periodic 督查督办 checker."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from services.supervision import handlers
+from shared import ledger
+from shared.bus.envelope import Event
+from shared.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
+DURABLE_PREFIX = "supervision"
+
+
+class SupervisionWorker:
+    def __init__(self, rt: ServiceRuntime, ctx: handlers.SupervisionContext, interval_s: float = 1.0):
+        self.rt, self.ctx, self.interval_s = rt, ctx, interval_s
+        self.durable: str | None = None
+        self.ready = asyncio.Event()  # the projection has caught up with the ledger once
+
+    # --- projection ---
+    def _apply(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
+        return self.rt.db.run(lambda s: handlers.project_event(s, self.ctx, event, seq, backfill))
+
+    async def handle(self, event: Event, seq: int) -> None:
+        if await asyncio.to_thread(self._apply, event, seq):
+            return
+        # This node has just come to share the case (e.g. it is the 复查 body): replay its history.
+        for past, past_seq in await self.rt.bus.history(event.case_id):
+            await asyncio.to_thread(self._apply, past, past_seq, True)
+
+    async def consume(self) -> None:
+        epoch = await asyncio.to_thread(self.rt.db.run, lambda s: handlers.durable_epoch(s, uuid.uuid4().hex[:12]))
+        self.durable = f"{DURABLE_PREFIX}-{self.rt.agency}-{epoch}"
+        self.rt.spawn(self._retire_stale_consumers())
+        await self.rt.bus.consume(self.durable, self.handle, self.rt.stop)
+
+    async def _retire_stale_consumers(self) -> None:
+        """A consumer of an earlier (wiped) database of this service would only pile up messages."""
+        await self.rt.bus.connected.wait()
+        try:
+            for info in await self.rt.bus.js.consumers_info(self.rt.cfg.bus.stream):
+                name = info.name
+                if name.startswith(f"{DURABLE_PREFIX}-{self.rt.agency}-") and name != self.durable:
+                    await self.rt.bus.js.delete_consumer(self.rt.cfg.bus.stream, name)
+                    log.info("retired stale consumer %s", name)
+        except Exception as e:  # best effort
+            log.info("could not list or retire stale consumers: %s", e)
+
+    async def _wait_caught_up(self, timeout_s: float = 30.0) -> None:
+        """Before issuing notices, let the projection see what the ledger already holds, so a restarted or
+        rebuilt service does not even try to issue a notice twice (the deterministic ids would drop it)."""
+        await self.rt.bus.connected.wait()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline and not self.rt.stop.is_set():
+            try:
+                if self.durable:
+                    info = await self.rt.bus.js.consumer_info(self.rt.cfg.bus.stream, self.durable)
+                    if info.num_pending == 0 and info.num_ack_pending == 0:
+                        break
+            except Exception:
+                pass  # the consumer is being created
+            await asyncio.sleep(0.2)
+        self.ready.set()
+
+    # --- 督查督办 checker ---
+    def _tick(self) -> int:
+        now = self.ctx.checker_now()
+        due = self.rt.db.run(lambda s: handlers.cases_to_check(s, self.ctx, ledger.local_date(now)))
+        issued = 0
+        for case_id in due:
+            issued += self.rt.db.run(lambda s: handlers.check_case(s, self.ctx, case_id, now))
+        return issued
+
+    async def check(self) -> None:
+        """Bounded periodic loop on this node: every interval, the cases it supervises that have something due."""
+        await self._wait_caught_up()
+        while not self.rt.stop.is_set():
+            try:
+                if await asyncio.to_thread(self._tick):
+                    self.rt.relay.notify()
+            except Exception as e:
+                log.warning("supervision checker: %s", e)
+            try:
+                await asyncio.wait_for(self.rt.stop.wait(), timeout=self.interval_s)
+            except asyncio.TimeoutError:
+                pass
