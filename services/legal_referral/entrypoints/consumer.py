@@ -1,0 +1,81 @@
+"""Legal-referral's durable consumer (reacts to the ledger) and the referral dispatcher (delivers
+移送 and 救助申请 over gRPC to the receiving body's LegalReferralService, retrying with backoff)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.legal_referral import handlers
+from shared import ledger, rpc
+from shared.bus.envelope import Event
+from shared.db.plumbing import already_processed
+from shared.pb import referral_pb2, referral_pb2_grpc
+from shared.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
+OWN_ONLY = {ledger.REGISTERED: handlers.on_registered, ledger.LEGAL_HANDOVER: handlers.on_handover}
+REACTIONS = {**OWN_ONLY,
+             ledger.REFERRAL_ACCEPTED: handlers.on_referral_accepted,
+             ledger.REFERRAL_DECLINED: handlers.on_referral_declined,
+             ledger.REFERRAL_FILED: handlers.on_referral_progress,
+             ledger.REFERRAL_DECIDED: handlers.on_referral_progress,
+             ledger.REFERRAL_WITHDRAWN: handlers.on_referral_progress,
+             ledger.REFERRED: handlers.on_referred,
+             ledger.RELIEF_REQUESTED: handlers.on_relief_event,
+             ledger.RELIEF_RECEIVED: handlers.on_relief_event,
+             ledger.RELIEF_DECIDED: handlers.on_relief_event}
+_KINDS = {handlers.CHANNEL: referral_pb2.ReferRequest.CHANNEL, handlers.RELIEF: referral_pb2.ReferRequest.RELIEF}
+
+
+class LegalWorker:
+    def __init__(self, rt: ServiceRuntime, ctx: handlers.LegalContext):
+        self.rt, self.ctx = rt, ctx
+        self.consumer = f"legal-referral-{rt.agency}"
+
+    def _react(self, event: Event) -> None:
+        def work(s):
+            if not already_processed(s, self.consumer, event.id):
+                REACTIONS[event.type](s, self.ctx, event)
+        self.rt.db.run(work)
+
+    async def handle(self, event: Event, seq: int) -> None:
+        if event.type not in REACTIONS or (event.type in OWN_ONLY and event.agency != self.rt.agency):
+            return
+        await asyncio.to_thread(self._react, event)
+        self.rt.relay.notify()
+
+    async def consume(self) -> None:
+        await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop)
+
+    async def dispatch(self) -> None:
+        while not self.rt.stop.is_set():
+            due = []
+            try:
+                due = await asyncio.to_thread(self.rt.db.run, handlers.due_referrals)
+                await asyncio.gather(*(self._deliver(o.ref_id, o.target, o.request) for o in due))
+            except Exception as e:
+                log.warning("referral dispatcher: %s", e)
+            await asyncio.sleep(0.1 if due else 0.25)
+
+    async def _deliver(self, ref_id: str, target: str, r: dict) -> None:
+        req = referral_pb2.ReferRequest(
+            ref_id=r["ref_id"], case_id=r["case_id"], from_agency=r["from_agency"], attempt=r["attempt"],
+            kind=_KINDS[r["kind"]], channel=r["channel"], channel_label=r["channel_label"], category=r["category"],
+            division=r["division"], title=r["title"], rule=r["rule"], reasons=r["reasons"], audience=r["audience"],
+            reported_agency=r["reported_agency"])
+        if r.get("relief"):
+            req.relief.CopyFrom(referral_pb2.Relief(**r["relief"]))
+        try:
+            entry = self.rt.directory.get(target)
+            addr = entry.grpc.get("legal_referral") if entry else None
+            if not addr:
+                raise LookupError(f"{target} has no legal_referral gRPC address in the directory")
+            async with rpc.channel(addr, self.rt.cfg.tls) as ch:
+                await referral_pb2_grpc.LegalReferralServiceStub(ch).Refer(
+                    req, timeout=self.ctx.cfg.offer_timeout_s,
+                    metadata=rpc.call_metadata(self.rt.agency, "legal_referral", "handler"))
+            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.referral_delivered(s, ref_id))
+        except Exception as e:  # receiving node down or slow: the referring node keeps the case; retry
+            log.info("referral %s to %s not delivered: %s", ref_id, target, e)
+            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.referral_failed(s, self.ctx, ref_id, str(e)))
+            self.rt.relay.notify()

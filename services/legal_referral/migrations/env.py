@@ -1,0 +1,3 @@
+from shared.db.migrations import migration_env
+
+migration_env()
