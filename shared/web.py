@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.middleware.base import BaseHTTPMiddleware
+
+from shared import metrics, telemetry
 
 from shared.config import NodeConfig
 from shared.crypto import token_hash
@@ -63,8 +65,18 @@ def _field_name(loc: tuple) -> str:
     return ".".join(parts) or "body"
 
 
+def _nul(field: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": "invalid", "field": field, "message":
+                                   f"{field}: 不能包含 NUL 字符 (NUL characters are not allowed)"}}, status_code=422)
+
+
 class BodyLimit(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next):
+        # NUL is valid in URLs and JSON strings but in no stored text (PostgreSQL refuses it): refuse it at the door.
+        if "\x00" in request.scope.get("path", ""):
+            return _nul("path")
+        if b"%00" in request.scope.get("query_string", b""):
+            return _nul("query")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             return JSONResponse({"error": {"code": "too_large", "message":
@@ -79,12 +91,50 @@ class BodyLimit(BaseHTTPMiddleware):
             return JSONResponse({"error": {"code": "invalid", "field": "body",
                                            "message": f"请求体不是有效的 UTF-8 (body is not valid UTF-8 at byte {e.start})"}},
                                 status_code=422)
+        form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+        if b"\\u0000" in body or (form and b"%00" in body):  # JSON escape, or form encoding (Open311)
+            return _nul("body")
         return await call_next(request)
 
 
+class TraceAndCount:
+    """Pure ASGI middleware: a server span continuing the caller's trace (W3C traceparent header),
+    and the request counter of /metrics."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        status = {"code": 500}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        name = f"HTTP {scope['method']} {scope['path']}"
+        with telemetry.tracer().start_as_current_span(name, context=telemetry.extract(headers),
+                                                      kind=telemetry.trace.SpanKind.SERVER) as span:
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                span.set_attribute("http.status_code", status["code"])
+                route = scope.get("route")
+                metrics.inc("lianfang_http_requests_total", "HTTP requests by route and status",
+                            method=scope["method"], route=getattr(route, "path", "unmatched"), status=str(status["code"]))
+
+
 def install(app: FastAPI) -> None:
-    """Error handlers and limits every Lianfang app has."""
+    """Error handlers, limits, tracing and metrics every Lianfang app has."""
     app.add_middleware(BodyLimit)
+    app.add_middleware(TraceAndCount)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def _metrics():
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.exception_handler(LianfangError)
     async def _domain(_: Request, e: LianfangError):

@@ -66,6 +66,11 @@ def audit(s: Session, *, agency: str, actor: str, action: str, object_id: str, d
     """Append one entry to the audit trail inside the caller's transaction."""
     if s.bind.dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(224466)"))  # one writer extends the chain at a time
+    elif s.bind.dialect.name == "sqlite":
+        # pysqlite begins the transaction only at the first write, so a caller that has only read so far
+        # would read the chain's head outside any lock and two threads would fork the chain. A no-op
+        # write takes SQLite's write lock first (waiting on the busy timeout), then the head is read.
+        s.execute(text("UPDATE audit_log SET seq = seq WHERE 0"))
     prev = s.scalar(select(AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)) or GENESIS
     at = utcnow()
     s.add(AuditRow(at=at, agency=agency, actor=actor, action=action, object_id=object_id, detail=detail,

@@ -15,13 +15,21 @@ CHANNEL_LABELS = {"letter": "来信", "visit": "来访", "phone": "电话", "onl
 COLLECTIVE_MIN_PERSONS = 5   # 集体访: 5 or more persons
 MAX_REPRESENTATIVES = 5      # … who choose at most 5 representatives
 _PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls and DEL; tab and newlines are fine
+
+
+def _no_control(v: str | None) -> str | None:
+    """NUL and other control characters are valid JSON but no text (PostgreSQL refuses NUL outright)."""
+    if v is not None and _CONTROL.search(v):
+        raise ValueError("不能包含控制字符 (must not contain control characters such as NUL)")
+    return v
 
 
 class PersonIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     name: str = Field(min_length=1, max_length=50, description="姓名")
     id_number: str | None = Field(default=None, description="居民身份证号, 18 characters with GB 11643 checksum",
-                                  examples=["510104199001011237"])
+                                  examples=["510104199001011230"])
     phone: str | None = Field(default=None, description="手机或座机号码")
     address: str | None = Field(default=None, max_length=200)
 
@@ -34,6 +42,11 @@ class PersonIn(BaseModel):
             raise ValueError(msg)
         return v.strip().upper()
 
+    @field_validator("name", "address")
+    @classmethod
+    def _text(cls, v: str | None) -> str | None:
+        return _no_control(v)
+
     @field_validator("phone")
     @classmethod
     def _phone(cls, v: str | None) -> str | None:
@@ -45,7 +58,7 @@ class PersonIn(BaseModel):
 class PetitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [{
         "channel": "visit", "division": "510104", "title": "拖欠工资", "content": "某公司拖欠三个月工资未发。",
-        "category": "劳动社保", "persons": 1, "petitioner": {"name": "张三", "id_number": "510104199001011237"}}]})
+        "category": "劳动社保", "persons": 1, "petitioner": {"name": "张三", "id_number": "510104199001011230"}}]})
     channel: Channel = Field(description="渠道: letter 来信, visit 来访, phone 电话, online 网上, fax, email, forwarded 转来")
     division: str = Field(description="GB/T 2260 six-digit division code the matter belongs to")
     title: str = Field(min_length=1, max_length=100)
@@ -78,7 +91,7 @@ class PetitionIn(BaseModel):
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("不能为空 (must not be empty)")
-        return v
+        return _no_control(v)
 
     @model_validator(mode="after")
     def _people(self) -> "PetitionIn":

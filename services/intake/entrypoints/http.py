@@ -10,6 +10,7 @@ from services.intake import handlers
 from services.intake.adapters.orm import CaseRow, QueryCodeRow
 from services.intake.domain.identifiers import query_code_hash
 from services.intake.domain.petition import PetitionIn
+from services.intake.entrypoints.audit import ReadTrail
 from shared import rpc
 from shared.db.base import utcnow
 from shared.db.plumbing import audit
@@ -24,6 +25,7 @@ ERRORS = {401: {"description": "未登录或令牌无效"}, 404: {"description":
 def build_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
     router = APIRouter()
     query_limiter = RateLimiter(per_minute=30, burst=10)
+    case_reads = ReadTrail()
 
     def principal(request: Request) -> Principal:
         return authenticate(rt.cfg, request)
@@ -58,6 +60,13 @@ def build_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
         view, origin = await asyncio.to_thread(read)
         if include_identity and view["petitioners"] is None and origin != rt.agency:
             view["petitioners"] = await _remote_identity(rt, origin, case_id, who)
+        if case_reads.due(who.user, case_id):  # the read of case data is on record before it is answered
+            try:
+                await asyncio.to_thread(rt.db.run, lambda s: audit(s, agency=rt.agency, actor=who.user,
+                                                                   action="case.read", object_id=case_id))
+            except Exception:
+                case_reads.forget(who.user, case_id)
+                raise
         return view
 
     @router.get("/api/v1/query/{query_code}", summary="信访人查询 petitioner's progress by 查询码")
@@ -86,7 +95,7 @@ async def _remote_identity(rt, origin: str, case_id: str, who: Principal) -> lis
     entry = rt.directory.get(origin)
     if entry is None or not entry.grpc.get("intake"):
         return None
-    async with rpc.channel(entry.grpc.get("intake")) as ch:
+    async with rpc.channel(entry.grpc.get("intake"), rt.cfg.tls) as ch:
         reply = await case_pb2_grpc.CaseServiceStub(ch).GetCase(
             case_pb2.GetCaseRequest(case_id=case_id), timeout=rpc.DEFAULT_DEADLINE_S,
             metadata=rpc.call_metadata(rt.agency, who.user, who.role))
