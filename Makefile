@@ -6,7 +6,7 @@ STAMP     := $(VENV)/.installed
 PROTOS    := $(wildcard proto/lianfang/v1/*.proto)
 PB_STAMP  := shared/pb/lianfang/.generated
 
-.PHONY: run test install proto bench pg clean audit-verify help
+.PHONY: run test install proto bench pg browser clean audit-verify help
 
 help:
 	@echo "make run     start the demo federation (JetStream + 7 agency nodes)"
@@ -34,14 +34,28 @@ pg:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 
+# Debian's chromium for the browser tests (tests/browser drive it with Playwright; no browser download),
+# and a CJK font so its screenshots show the pages' Chinese.
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null)
+
 run: install
 	$(VPY) -m shared.demo
 
-test: install pg
+test: install pg browser
 	$(VPY) -m pytest -q tests
 
 bench: install
+	test $(VENV)/.bench-installed -nt pyproject.toml || ($(VPY) -m pip install -q -e '.[bench]' && touch $(VENV)/.bench-installed)
 	$(VPY) -m tests.bench.run
+
+# Dev CA + certificates for the demo federation's nodes and the NATS server (shared/certs.py); the
+# demo and the tests make their own under their federation folder (tls/), this is for other setups.
+.PHONY: certs
+certs: install
+	$(VPY) -m shared.certs --out var/certs
 
 audit-verify: install
 	$(VPY) -m shared.cli audit verify

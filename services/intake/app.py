@@ -6,10 +6,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.intake import SERVICE_DIR
+from services.intake.entrypoints.audit import build_audit_router
 from services.intake.entrypoints.consumer import Projector
 from services.intake.entrypoints.grpc_server import CaseServicer
 from services.intake.entrypoints.http import build_router
+from services.intake.entrypoints.open311 import build_open311_router
 from services.intake.handlers import IntakeContext
+from services.intake.web import build_pages_router
 from shared import web
 from shared.config import NodeConfig
 from shared.crypto import FieldCipher
@@ -30,6 +33,9 @@ def build_app(cfg: NodeConfig) -> FastAPI:
                          "lianfang.v1.CaseService")])
         rt.spawn(Projector(rt).run())
         app.include_router(build_router(rt, ctx))
+        app.include_router(build_open311_router(rt, ctx))
+        app.include_router(build_audit_router(rt))
+        app.include_router(build_pages_router(rt, ctx))
         holder["rt"] = rt
         yield
         await rt.close()
