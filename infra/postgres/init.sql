@@ -1,0 +1,104 @@
+-- PostgreSQL initialisation for docker-compose.yml (runs once, on an empty data volume, as the
+-- postgres superuser: /docker-entrypoint-initdb.d/). NOT for production: the passwords are dev values
+-- that also appear in infra/compose/nodes/*.toml.
+--
+-- One role per node (agency) and one database per node-service, owned by that node's role, so
+-- services never share a database (DESIGN §2) and one agency cannot open another agency's data.
+-- Owning the database lets Alembic create the schema in `public` (PostgreSQL 15+ no longer lets
+-- every role create there). Tables are created by each service at start (`alembic upgrade head`),
+-- never here.
+--
+-- The five services of DESIGN §3 (intake, routing, supervision, joint_reception, legal_referral).
+-- A new service needs its databases below, a [services.<name>] table in each infra/compose/nodes/*.toml,
+-- its gRPC address in infra/compose/federation.toml and its containers in docker-compose.yml.
+
+-- 510104-xfj  锦江区信访局
+CREATE ROLE lf_510104_xfj LOGIN PASSWORD 'dev-510104-xfj';
+CREATE DATABASE lf_510104_xfj_intake OWNER lf_510104_xfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_xfj_intake FROM PUBLIC;
+CREATE DATABASE lf_510104_xfj_routing OWNER lf_510104_xfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_xfj_routing FROM PUBLIC;
+CREATE DATABASE lf_510104_xfj_supervision OWNER lf_510104_xfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_xfj_supervision FROM PUBLIC;
+CREATE DATABASE lf_510104_xfj_joint_reception OWNER lf_510104_xfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_xfj_joint_reception FROM PUBLIC;
+CREATE DATABASE lf_510104_xfj_legal_referral OWNER lf_510104_xfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_xfj_legal_referral FROM PUBLIC;
+
+-- 510104-fy  锦江区人民法院
+CREATE ROLE lf_510104_fy LOGIN PASSWORD 'dev-510104-fy';
+CREATE DATABASE lf_510104_fy_intake OWNER lf_510104_fy ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_fy_intake FROM PUBLIC;
+CREATE DATABASE lf_510104_fy_routing OWNER lf_510104_fy ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_fy_routing FROM PUBLIC;
+CREATE DATABASE lf_510104_fy_supervision OWNER lf_510104_fy ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_fy_supervision FROM PUBLIC;
+CREATE DATABASE lf_510104_fy_joint_reception OWNER lf_510104_fy ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_fy_joint_reception FROM PUBLIC;
+CREATE DATABASE lf_510104_fy_legal_referral OWNER lf_510104_fy ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_fy_legal_referral FROM PUBLIC;
+
+-- 510104-jcy  锦江区人民检察院
+CREATE ROLE lf_510104_jcy LOGIN PASSWORD 'dev-510104-jcy';
+CREATE DATABASE lf_510104_jcy_intake OWNER lf_510104_jcy ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_jcy_intake FROM PUBLIC;
+CREATE DATABASE lf_510104_jcy_routing OWNER lf_510104_jcy ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_jcy_routing FROM PUBLIC;
+CREATE DATABASE lf_510104_jcy_supervision OWNER lf_510104_jcy ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_jcy_supervision FROM PUBLIC;
+CREATE DATABASE lf_510104_jcy_joint_reception OWNER lf_510104_jcy ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_jcy_joint_reception FROM PUBLIC;
+CREATE DATABASE lf_510104_jcy_legal_referral OWNER lf_510104_jcy ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_jcy_legal_referral FROM PUBLIC;
+
+-- 510104-rsj  锦江区人力资源和社会保障局
+CREATE ROLE lf_510104_rsj LOGIN PASSWORD 'dev-510104-rsj';
+CREATE DATABASE lf_510104_rsj_intake OWNER lf_510104_rsj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_rsj_intake FROM PUBLIC;
+CREATE DATABASE lf_510104_rsj_routing OWNER lf_510104_rsj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_rsj_routing FROM PUBLIC;
+CREATE DATABASE lf_510104_rsj_supervision OWNER lf_510104_rsj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_rsj_supervision FROM PUBLIC;
+CREATE DATABASE lf_510104_rsj_joint_reception OWNER lf_510104_rsj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_rsj_joint_reception FROM PUBLIC;
+CREATE DATABASE lf_510104_rsj_legal_referral OWNER lf_510104_rsj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_rsj_legal_referral FROM PUBLIC;
+
+-- 510104-mzj  锦江区民政局
+CREATE ROLE lf_510104_mzj LOGIN PASSWORD 'dev-510104-mzj';
+CREATE DATABASE lf_510104_mzj_intake OWNER lf_510104_mzj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_mzj_intake FROM PUBLIC;
+CREATE DATABASE lf_510104_mzj_routing OWNER lf_510104_mzj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_mzj_routing FROM PUBLIC;
+CREATE DATABASE lf_510104_mzj_supervision OWNER lf_510104_mzj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_mzj_supervision FROM PUBLIC;
+CREATE DATABASE lf_510104_mzj_joint_reception OWNER lf_510104_mzj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_mzj_joint_reception FROM PUBLIC;
+CREATE DATABASE lf_510104_mzj_legal_referral OWNER lf_510104_mzj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_mzj_legal_referral FROM PUBLIC;
+
+-- 510104-sfj  锦江区司法局
+CREATE ROLE lf_510104_sfj LOGIN PASSWORD 'dev-510104-sfj';
+CREATE DATABASE lf_510104_sfj_intake OWNER lf_510104_sfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_sfj_intake FROM PUBLIC;
+CREATE DATABASE lf_510104_sfj_routing OWNER lf_510104_sfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_sfj_routing FROM PUBLIC;
+CREATE DATABASE lf_510104_sfj_supervision OWNER lf_510104_sfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_sfj_supervision FROM PUBLIC;
+CREATE DATABASE lf_510104_sfj_joint_reception OWNER lf_510104_sfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_sfj_joint_reception FROM PUBLIC;
+CREATE DATABASE lf_510104_sfj_legal_referral OWNER lf_510104_sfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510104_sfj_legal_referral FROM PUBLIC;
+
+-- 510100-xfj  成都市信访局
+CREATE ROLE lf_510100_xfj LOGIN PASSWORD 'dev-510100-xfj';
+CREATE DATABASE lf_510100_xfj_intake OWNER lf_510100_xfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510100_xfj_intake FROM PUBLIC;
+CREATE DATABASE lf_510100_xfj_routing OWNER lf_510100_xfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510100_xfj_routing FROM PUBLIC;
+CREATE DATABASE lf_510100_xfj_supervision OWNER lf_510100_xfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510100_xfj_supervision FROM PUBLIC;
+CREATE DATABASE lf_510100_xfj_joint_reception OWNER lf_510100_xfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510100_xfj_joint_reception FROM PUBLIC;
+CREATE DATABASE lf_510100_xfj_legal_referral OWNER lf_510100_xfj ENCODING 'UTF8' TEMPLATE template0;
+REVOKE CONNECT, TEMPORARY ON DATABASE lf_510100_xfj_legal_referral FROM PUBLIC;
