@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,10 @@ from shared.db.plumbing import OutboxRow, audit
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
 
 FLAG_AFTER_TRIES = 3
+
+
+class TicketRaced(Exception):
+    """A ticket changed between reading and claiming it; the unit is rolled back and retried."""
 
 
 @dataclass
@@ -161,6 +165,12 @@ def announce_tickets(s: Session, ctx: CentreContext) -> int:
     rows = s.execute(select(Ticket, KnownCase).join(KnownCase, KnownCase.case_id == Ticket.case_id)
                      .where(Ticket.announced.is_(False)).order_by(Ticket.issued_at).limit(100)).all()
     for t, kc in rows:
+        # Claim the ticket as it was read: a window serving it meanwhile makes this claim fail, the whole
+        # unit rolls back and the next round announces both events (else .served would be lost).
+        claimed = s.execute(update(Ticket).where(Ticket.id == t.id, Ticket.announced.is_(False),
+                                                 Ticket.status == t.status).values(announced=True))
+        if claimed.rowcount != 1:
+            raise TicketRaced(t.id)
         window = ctx.require_centre().window(t.window_id)
         kc.audience = _audience(kc, ctx.agency, t.window_agency)
         _stage(s, ctx, t.case_id, ledger.RECEPTION_TICKETED,
@@ -170,7 +180,6 @@ def announce_tickets(s: Session, ctx: CentreContext) -> int:
                kc.audience, t.issued_by)
         if t.status == "served":
             _stage_served(s, ctx, t, kc.audience)
-        t.announced = True
     return len(rows)
 
 
@@ -215,11 +224,21 @@ def call_next(s: Session, ctx: CentreContext, window_id: str, actor: str, agency
 def serve_ticket(s: Session, ctx: CentreContext, ticket_id: str, actor: str, agency: str | None = None) -> Ticket:
     """接待完毕: the window has received the visitor (the case's handling goes on as routed)."""
     t = _ticket(s, ctx, ticket_id, agency)
-    if t.status == "served":
-        raise Conflict(f"号票 {t.number} 已接待完毕 (ticket already served)")
     at = now()
-    t.called_at = t.called_at or at
-    t.status, t.served_at, t.served_by = "served", at, actor
+    for _ in range(3):
+        if t.status == "served":
+            raise Conflict(f"号票 {t.number} 已接待完毕 (ticket already served)")
+        # Serve the ticket as it was read (status and whether it was announced), so a concurrent
+        # announcement or serve cannot slip between the read and this write.
+        done = s.execute(update(Ticket).where(Ticket.id == t.id, Ticket.status == t.status,
+                                              Ticket.announced.is_(t.announced))
+                         .values(status="served", served_at=at, served_by=actor,
+                                 called_at=func.coalesce(Ticket.called_at, at)))
+        s.refresh(t)
+        if done.rowcount == 1:
+            break
+    else:
+        raise Conflict(f"号票 {t.number} 正在被处理，请重试 (ticket busy, try again)")
     if t.announced:
         kc = s.get(KnownCase, t.case_id)
         _stage_served(s, ctx, t, kc.audience if kc else [ctx.agency, t.window_agency])

@@ -185,7 +185,7 @@ class Bus:
 
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
-            try:
-                await self.nc.drain()
+            try:  # bounded: a stop must not hang on a subscription that never drains
+                await asyncio.wait_for(self.nc.drain(), timeout=5)
             except Exception:
                 await self.nc.close()

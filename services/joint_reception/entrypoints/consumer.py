@@ -55,6 +55,8 @@ class CentreWorker:
                 due = await asyncio.to_thread(self.rt.db.run, handlers.due_invitations)
                 busy = busy or bool(due)
                 await asyncio.gather(*(self._deliver(inv.agency, sess) for inv, sess in due))
+            except handlers.TicketRaced:
+                busy = True  # served while being announced: the next round announces both
             except Exception as e:
                 log.warning("joint reception dispatcher: %s", e)
             await asyncio.sleep(0.1 if busy else 0.25)
