@@ -15,6 +15,10 @@ SIGNED_FOR = "case.signed_for"          # 签收
 RETURNED = "case.returned"              # 退回
 MANUAL_REVIEW = "case.manual_review"    # 转信访局人工分办
 REPEAT_LINKED = "case.repeat_linked"    # 重信重访 linked to this case
+REPEAT_DECLINED = "case.repeat_declined"  # 重信重访 on a matter already 三级终结: recorded, not accepted
+# 《信访工作条例》第三十五条: after 复核, the same facts and reasons are not accepted again.
+TERMINATED_REPEAT_REASON = ("该信访事项已经复核终结（三级终结）。信访人仍以同一事实和理由提出投诉请求的，"
+                            "各级机关不再受理（《信访工作条例》第三十五条）。")
 OFFER_UNANSWERED = "case.offer_unanswered"  # the target did not answer the offer: flagged for supervision
 
 STATUS_LABELS = {"registered": "已登记", "offered": "已交办待签收", "in_handling": "已签收办理中",
@@ -58,6 +62,8 @@ def apply(state: dict | None, ev: dict) -> dict:
         s["risk"] = risk.with_repeat(s.get("risk") or {}, s["repeat_count"])
         if "repeat" not in s.get("flags", []):
             s["flags"] = sorted(set(s.get("flags", [])) | {"repeat"})
+    elif t == REPEAT_DECLINED:
+        s["declined_repeats"] = s.get("declined_repeats", 0) + 1
     elif t in _HANDLING_REDUCERS:  # 办理、复查复核、督查督办 (below)
         _HANDLING_REDUCERS[t](s, ev, p)
     s["version"] = s.get("version", 0) + 1

@@ -57,7 +57,9 @@ def register_petition(s: Session, ctx: IntakeContext, p: PetitionIn, who: Princi
     category = p.category or classify(p.title + p.content)
     code = identifiers.new_query_code()
     earlier = _find_repeat(s, alias, category, p) if alias else None
-    if earlier is not None:
+    if earlier is not None and earlier.terminated_at:
+        response = _decline_repeat(s, ctx, earlier, p, who, code)
+    elif earlier is not None:
         response = _link_repeat(s, ctx, earlier, p, who, code)
     else:
         response = _open_case(s, ctx, p, who, alias, category, code)
@@ -114,6 +116,21 @@ def _link_repeat(s: Session, ctx: IntakeContext, earlier: RegistrationRow, p: Pe
     return {"case_id": earlier.case_id, "query_code": code, "status": "repeat_linked", "repeat_of": earlier.case_id}
 
 
+def _decline_repeat(s: Session, ctx: IntakeContext, earlier: RegistrationRow, p: PetitionIn, who: Principal,
+                    code: str) -> dict:
+    """The matter completed 三级终结: the repeat is recorded on the case and declined in writing (the
+    petitioner's 查询码 shows the reason); it opens nothing and is offered to nobody."""
+    audience = sorted(set(earlier.audience) | {ctx.agency})
+    event = outbox.stage(s, Event(case_id=earlier.case_id, type=ledger.REPEAT_DECLINED, agency=ctx.agency,
+                                  actor=who.user, audience=audience,
+                                  payload={"channel": p.channel, "title": p.title, "reason": ledger.TERMINATED_REPEAT_REASON,
+                                           "query_code_hash": identifiers.query_code_hash(code)}))
+    project_event(s, ctx.agency, event, None)
+    audit(s, agency=ctx.agency, actor=who.user, action="case.repeat_declined", object_id=earlier.case_id)
+    return {"case_id": earlier.case_id, "query_code": code, "status": "repeat_declined", "repeat_of": earlier.case_id,
+            "reason": ledger.TERMINATED_REPEAT_REASON}
+
+
 def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backfill: bool = False) -> bool:
     """Fold one ledger event into this node's read model. Idempotent. Returns False when the event is
     for a case this node has just come to share without its history (the caller then replays that
@@ -127,6 +144,8 @@ def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, ba
     elif ev.type != ledger.REGISTERED and (reg := s.get(RegistrationRow, ev.case_id)) is not None:
         if not set(ev.audience) <= set(reg.audience):
             reg.audience = sorted(set(reg.audience) | set(ev.audience))
+        if ev.type == ledger.RE_REVIEW_DECIDED and not reg.terminated_at:
+            reg.terminated_at = ev.time  # every desk declines repeats of it from now on (三级终结)
     case = s.get(CaseRow, ev.case_id)
     if case is None and agency not in ev.audience and not backfill:
         return True  # not shared with this node
@@ -149,7 +168,8 @@ def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, ba
 _PRIVATE_PAYLOAD = {"petitioner_pseudonym", "query_code_hash"}
 EVENT_LABELS = {ledger.REGISTERED: "登记", ledger.ROUTED: "分办决定", ledger.OFFERED: "交办",
                 ledger.SIGNED_FOR: "签收", ledger.RETURNED: "退回", ledger.MANUAL_REVIEW: "转人工分办",
-                ledger.REPEAT_LINKED: "重复信访", **ledger.EVENT_LABELS}
+                ledger.REPEAT_LINKED: "重复信访", ledger.REPEAT_DECLINED: "重复信访不予受理（已三级终结）",
+                **ledger.EVENT_LABELS}
 
 
 def _agency_name(directory: Directory, agency: str | None) -> str | None:
@@ -190,7 +210,9 @@ def query_view(view: dict) -> dict:
                             "title": e["payload"].get("title"), "text": e["payload"].get("text")}
                            for e in reversed(view["events"]) if e["type"] in ledger.DECISION_TYPES), None),
             "notice": view.get("notice"),  # 一次性告知: everything the petitioner must bring
-            "legal_notice": (view.get("legal") or {}).get("notice")}  # 书面告知 (导入法律程序)
+            "legal_notice": (view.get("legal") or {}).get("notice"),  # 书面告知 (导入法律程序)
+            "repeat_declined": next((e["payload"].get("reason") for e in reversed(view["events"])
+                                     if e["type"] == ledger.REPEAT_DECLINED), None)}  # 不再受理 with its reason
 
 
 def may_see_identity(agency: str, state: dict, caller_agency: str, role: str) -> bool:

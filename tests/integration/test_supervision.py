@@ -299,6 +299,16 @@ def test_dissatisfied_review_by_higher_body_then_re_review_terminates(fed):
     q = wait_for(lambda: (q := fed.client(BUREAU).get(f"/api/v1/query/{code}")[1]) and q["status"] == "terminated"
                  and q, what="petitioner's view")
     assert q["reply"]["text"] == final["text"] and q["reply"]["step"] == "复核意见（三级终结）"
+    # a later repeat of the same matter, at another desk: recorded on the case and declined in writing
+    wait_for(lambda: (v := intake_view(fed, CITY, case_id)) and v["status"] == "terminated", what="terminated on the city")
+    st, again = fed.client(CITY).post("/api/v1/petitions", petition(641))
+    assert st == 201 and again["status"] == "repeat_declined" and again["case_id"] == case_id, again
+    assert "三级终结" in again["reason"] and "不再受理" in again["reason"]
+    v = wait_for(lambda: (v := intake_view(fed, BUREAU, case_id)) and "case.repeat_declined" in
+                 [e["type"] for e in v["events"]] and v, what="the declined repeat on the bureau's node")
+    assert [e["type"] for e in v["events"]].count("case.registered") == 1 and v["status"] == "terminated"
+    st, q = fed.client(CITY).get(f"/api/v1/query/{again['query_code']}")
+    assert st == 200 and "不再受理" in q["repeat_declined"] and q["case_id"] == case_id
 
 
 def test_leader_assignment(fed):

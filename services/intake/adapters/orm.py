@@ -51,6 +51,7 @@ class RegistrationRow(Base):
     division: Mapped[str] = mapped_column(String(6))
     text: Mapped[str] = mapped_column(Text)
     audience: Mapped[list] = mapped_column(JSON)
+    terminated_at: Mapped[str | None] = mapped_column(String(40))  # 三级终结: repeats are declined, not linked
 
 
 class PetitionerRow(Base):

@@ -196,7 +196,9 @@ def _place(form: dict[str, str]) -> str:
 
 def _created(result: dict) -> dict:
     code = result["query_code"]
-    if result["status"] == "repeat_linked":
+    if result["status"] == "repeat_declined":
+        notice = f"{result['reason']}（原事项 {result['repeat_of']}）；查询码 {code}"
+    elif result["status"] == "repeat_linked":
         notice = f"与原信访事项为同一事项，已并入 {result['repeat_of']}（重复信访）；查询码 {code}"
     else:
         notice = f"已登记。请妥善保存查询码 {code}，凭此查询办理进度"
