@@ -16,6 +16,7 @@ from shared.bus.jetstream import Bus
 from shared.bus.outbox import OutboxRelay
 from shared.config import Directory, NodeConfig, load_directory, load_node
 from shared.db.migrations import upgrade_head
+from shared.db.plumbing import already_processed
 from shared.db.session import Database
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,14 @@ class ServiceRuntime:
     @property
     def agency(self) -> str:
         return self.cfg.agency
+
+    def react_once(self, consumer: str, event_id: str, work: Callable) -> None:
+        """Run `work(session)` for one ledger event at most once per consumer: the inbox row and the
+        reaction commit together, so a redelivered or replayed event changes nothing."""
+        def unit(s):
+            if not already_processed(s, consumer, event_id):
+                work(s)
+        self.db.run(unit)
 
     def spawn(self, coro: Coroutine) -> asyncio.Task:
         task = asyncio.create_task(coro)

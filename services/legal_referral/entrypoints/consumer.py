@@ -8,7 +8,6 @@ import logging
 from services.legal_referral import handlers
 from shared import ledger, rpc
 from shared.bus.envelope import Event
-from shared.db.plumbing import already_processed
 from shared.pb import referral_pb2, referral_pb2_grpc
 from shared.runtime import ServiceRuntime
 
@@ -33,10 +32,7 @@ class LegalWorker:
         self.consumer = f"legal-referral-{rt.agency}"
 
     def _react(self, event: Event) -> None:
-        def work(s):
-            if not already_processed(s, self.consumer, event.id):
-                REACTIONS[event.type](s, self.ctx, event)
-        self.rt.db.run(work)
+        self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
 
     async def handle(self, event: Event, seq: int) -> None:
         if event.type not in REACTIONS or (event.type in OWN_ONLY and event.agency != self.rt.agency):

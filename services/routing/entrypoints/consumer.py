@@ -7,7 +7,6 @@ import logging
 from services.routing import handlers
 from shared import ledger, rpc
 from shared.bus.envelope import Event
-from shared.db.plumbing import already_processed
 from shared.pb import assignment_pb2, assignment_pb2_grpc
 from shared.runtime import ServiceRuntime
 
@@ -21,10 +20,7 @@ class RoutingWorker:
         self.consumer = f"routing-{rt.agency}"
 
     def _react(self, event: Event) -> None:
-        def work(s):
-            if not already_processed(s, self.consumer, event.id):
-                REACTIONS[event.type](s, self.ctx, event)
-        self.rt.db.run(work)
+        self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
 
     async def handle(self, event: Event, seq: int) -> None:
         if event.type in REACTIONS:
