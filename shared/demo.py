@@ -45,6 +45,8 @@ def _banner(fed: federation.Federation, root: Path) -> None:
     print(f"  JetStream: {fed.nats_url}   (TLS, one user per node; dev CA {root / 'tls' / 'ca.crt'})")
     for n in fed.nodes:
         print(f"  {n.name:<16} {n.agency:<12} intake {n.url('intake')}/docs   routing {n.url('routing')}/docs")
+    print(f"\n  网页 pages (登记台、待办、案件、联合接访、督办看板、查询): {bureau.url()}/ui  "
+          f"— 以令牌登录 sign in with a demo token, e.g. clerk {bureau.tokens['clerk']}")
     print(f"\n  端点与演示令牌 endpoints and demo tokens: {root / 'endpoints.json'}")
     print(f"  登记示例 try:  curl -s -X POST {bureau.url()}/api/v1/petitions \\\n"
           f"    -H 'Authorization: Bearer {bureau.tokens['clerk']}' -H 'Content-Type: application/json' \\\n"
