@@ -60,6 +60,13 @@ def client_tls(tls: TlsConfig) -> ssl.SSLContext:
     return ctx
 
 
+def published_by_claimant(subject: str, event: Event) -> bool:
+    """The server lets a node publish only under lf.ev.<its agency>.>, so an event counts only when its
+    envelope names the agency (and case) of the subject it was published on: a node cannot slip an
+    event claiming another agency into its own subjects."""
+    return subject == event.subject
+
+
 class PoisonEvent(Exception):
     """An event that can never be processed (malformed): it is terminated, not redelivered forever."""
 
@@ -148,6 +155,10 @@ class Bus:
             log.error("poison message on %s terminated: %s", msg.subject, e)
             await msg.term()
             return
+        if not published_by_claimant(msg.subject, event):
+            log.error("event %s on %s claims agency %s: forged envelope terminated", event.id, msg.subject, event.agency)
+            await msg.term()
+            return
         try:
             with telemetry.tracer().start_as_current_span(f"consume {event.type}", context=telemetry.extract(event.trace),
                                                           kind=telemetry.trace.SpanKind.CONSUMER):
@@ -176,7 +187,8 @@ class Bus:
                     msgs = await psub.fetch(256, timeout=0.5)
                 except NatsTimeout:
                     break
-                out += [(Event.from_json(m.data), m.metadata.sequence.stream) for m in msgs]
+                out += [(ev, m.metadata.sequence.stream) for m in msgs
+                        if published_by_claimant(m.subject, ev := Event.from_json(m.data))]
                 if msgs[-1].metadata.num_pending == 0:
                     break
         finally:

@@ -107,6 +107,14 @@ async def _connect(fed: federation.Federation, agency: str, password: str | None
                                      connect_timeout=3)
 
 
+async def wait_async(condition, timeout: float = 15) -> None:
+    for _ in range(int(timeout * 10)):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("timed out")
+
+
 def test_bus_user_publishes_only_as_itself(nats, tmp_path):
     fed = federation.build(tmp_path / "fed", nats.url, NODES)
     nats.secure(fed)
@@ -137,6 +145,26 @@ def test_bus_user_publishes_only_as_itself(nats, tmp_path):
         info = await js.stream_info(STREAM)
         assert info.state.messages == 1
 
+        # On its own subject, an envelope claiming 人社局 is accepted by the server but never applied: every
+        # consumer checks the envelope against the subject it was published on.
+        disguised = Event(case_id="LFSEC1", type="case.signed_for", agency=HRSS, actor="t", payload={},
+                          audience=[CIVIL])
+        await js.publish(own.subject, disguised.to_json().encode(), headers={"Nats-Msg-Id": disguised.id})
+        seen: list[str] = []
+
+        async def collect(event, _seq):
+            seen.append(event.id)
+        stop = asyncio.Event()
+        consumer = asyncio.create_task(bus.consume("sec-test", collect, stop))
+        await wait_async(lambda: own.id in seen)
+        await asyncio.sleep(1.5)  # both messages were fetched in one batch; give a redelivery time to show
+        stop.set()
+        await consumer
+        assert seen == [own.id]
+        assert [e.id for e, _ in await bus.history("LFSEC1")] == [own.id]
+        info = await js.stream_info(STREAM)
+        assert info.state.messages == 2
+
         # Nor may it rewrite the ledger, or read other nodes' deliveries off the wire.
         for attempt in (js.purge_stream(STREAM), js.delete_stream(STREAM)):
             with pytest.raises(nats_client.errors.TimeoutError):
@@ -148,7 +176,7 @@ def test_bus_user_publishes_only_as_itself(nats, tmp_path):
         violations = [e.lower() for e in errors if "permissions violation for subscription" in e.lower()]
         assert any(f'"{inbox_prefix(HRSS)}.>"'.lower() in e for e in violations), errors
         assert any('"lf.ev.>"' in e for e in violations), errors
-        assert (await js.stream_info(STREAM)).state.messages == 1
+        assert (await js.stream_info(STREAM)).state.messages == 2
         await bus.close()
         await civil.close()
 
