@@ -209,7 +209,8 @@ def test_declined_referral_is_reclassified_and_a_clerk_overrides(start_federatio
     sfj = legal(fed, SFJ, "handler")
     wait_for(lambda: (x := sfj.get(f"/api/v1/referrals/{case_id}"))[0] == 200 and x[1]["status"] == "pending",
              what="referral waiting at the 司法局")
-    assert view(fed, XFJ, case_id)["status"] == "referred" and view(fed, XFJ, case_id)["holder"] == XFJ
+    # (the referral reaches the 司法局 over gRPC before the bureau's read model has folded case.referred)
+    until(fed, XFJ, case_id, lambda v: v["status"] == "referred" and v["holder"] == XFJ, "referred, held by the bureau")
     reason = "已超过六十日行政复议申请期限，不予受理；可依法提起行政诉讼"
     st, out = sfj.post(f"/api/v1/referrals/{case_id}/decline", {"reason": reason})
     assert st == 200 and out["status"] == "declined"
