@@ -137,7 +137,10 @@ def install(app: FastAPI) -> None:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.exception_handler(LianfangError)
-    async def _domain(_: Request, e: LianfangError):
+    async def _domain(request: Request, e: LianfangError):
+        if e.http_status in (401, 403):  # refused access is on record (never with the token or personal data)
+            log.warning("access refused: %s %s → %d from %s", request.method, request.url.path, e.http_status,
+                        request.client.host if request.client else "?")
         return JSONResponse(e.body(), status_code=e.http_status)
 
     @app.exception_handler(RequestValidationError)
