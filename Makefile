@@ -12,7 +12,8 @@ help:
 	@echo "make run     start the demo federation (JetStream + 7 agency nodes)"
 	@echo "make test    install what is missing and run the whole suite"
 	@echo "make bench   load benchmark → var/bench/result.json"
-	@echo "make proto   regenerate gRPC stubs from proto/"
+	@echo "make proto   regenerate gRPC stubs from proto/ (and docs/GRPC.md)"
+	@echo "make docs    regenerate docs/GRPC.md from the comments in proto/"
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -27,7 +28,17 @@ $(PB_STAMP): $(PROTOS) $(STAMP)
 
 install: $(STAMP) $(PB_STAMP)
 
-proto: $(PB_STAMP)
+proto: $(PB_STAMP) docs/GRPC.md
+
+# docs/GRPC.md from the comments in proto/ (shared/protodoc.py); `make proto` refreshes it when a .proto
+# changed, `make docs` always regenerates it. tests/unit/test_protodoc.py fails when it is stale.
+.PHONY: docs
+docs: $(STAMP)
+	$(VPY) -m shared.protodoc
+
+docs/GRPC.md: $(PROTOS) shared/protodoc.py $(STAMP)
+	$(VPY) -m shared.protodoc
+	touch $@
 
 # PostgreSQL server binaries for the tests (the suite starts its own throw-away server on loopback).
 pg:
