@@ -163,9 +163,11 @@ class NodeProcesses:
 
 
 class FederationProcesses:
-    def __init__(self, fed: Federation, log_dir: Path, env: dict | None = None):
-        self.fed = fed  # env: extra environment for every process (e.g. LIANFANG_CLOCK_FILE in tests)
-        self.nodes = {n.agency: NodeProcesses(n, log_dir, env=env) for n in fed.nodes}
+    def __init__(self, fed: Federation, log_dir: Path, env: dict | None = None, services=SERVICE_NAMES):
+        """env: extra environment for every process (e.g. LIANFANG_CLOCK_FILE in tests); services: which
+        services every node runs (all by default; a test that needs intake and routing only saves CPU)."""
+        self.fed = fed
+        self.nodes = {n.agency: NodeProcesses(n, log_dir, services=services, env=env) for n in fed.nodes}
 
     def start(self, timeout: float = 60) -> "FederationProcesses":
         """Start every node, then wait until all are ready (`timeout` for each node)."""

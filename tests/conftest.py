@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from shared import federation, rpc
+from shared.config import SERVICE_NAMES
 from shared.launcher import FederationProcesses, NatsServer
 from tests.support import Http, PostgresServer, pg_database_url
 
@@ -55,17 +56,19 @@ def backend(request):
 
 @pytest.fixture
 def start_federation(tmp_path, nats, request):
-    """start_federation(nodes=DEMO_NODES, backend="sqlite", manual_sign=set(), rules=None)."""
+    """start_federation(nodes=DEMO_NODES, backend="sqlite", manual_sign=set(), rules=None, env=None,
+    services=all): env is extra environment for every service process."""
     started: list[FederationProcesses] = []
 
-    def start(nodes=federation.DEMO_NODES, backend="sqlite", manual_sign=frozenset(), rules=None):
+    def start(nodes=federation.DEMO_NODES, backend="sqlite", manual_sign=frozenset(), rules=None, env=None,
+              services=SERVICE_NAMES):
         db = None
         if backend == "postgresql":
             db = pg_database_url(request.getfixturevalue("pg"), f"t{next(_counter)}_{tmp_path.name[-6:]}".lower())
         fed = federation.build(tmp_path / "fed", nats.url, nodes, database_url=db, rules=rules,
                                auto_sign_for=True, manual_sign=set(manual_sign))
         nats.secure(fed)  # TLS + one NATS user per node from here on (restarts the server)
-        procs = FederationProcesses(fed, tmp_path / "logs")
+        procs = FederationProcesses(fed, tmp_path / "logs", env=env, services=services)
         started.append(procs)  # before start(): a node that never gets ready is still stopped
         procs.start(timeout=240)  # 5 processes a node: slow to boot on a loaded 2-core CI machine
         return RunningFederation(fed, procs, nats)

@@ -86,15 +86,16 @@ def on_returned(s: Session, ctx: RoutingContext, ev: Event) -> None:
     route(s, ctx, rc)
 
 
-def due_offers(s: Session) -> list[tuple[OfferOut, RoutedCase]]:
-    """Offers whose 交办 event is already on the bus (so no answer can overtake it) and due a try."""
-    rows = s.execute(select(OfferOut, RoutedCase)
+def due_offers(s: Session) -> list[tuple[OfferOut, RoutedCase, dict]]:
+    """Offers whose 交办 event is already on the bus (so no answer can overtake it) and due a try, with
+    the trace context the 交办 event was staged in (the call continues that trace)."""
+    rows = s.execute(select(OfferOut, RoutedCase, OutboxRow.headers)
                      .join(RoutedCase, RoutedCase.case_id == OfferOut.case_id)
                      .join(OutboxRow, OutboxRow.event_id == OfferOut.event_id)
                      .where(OfferOut.status == "pending", OfferOut.next_try_at <= utcnow(),
                             OutboxRow.published_at.is_not(None))
                      .order_by(OfferOut.next_try_at).limit(100))
-    return [(o, rc) for o, rc in rows]
+    return [(o, rc, headers) for o, rc, headers in rows]
 
 
 def offer_delivered(s: Session, case_id: str, attempt: int) -> None:

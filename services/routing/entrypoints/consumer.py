@@ -5,7 +5,7 @@ import asyncio
 import logging
 
 from services.routing import handlers
-from shared import ledger, rpc
+from shared import ledger, rpc, telemetry
 from shared.bus.envelope import Event
 from shared.pb import assignment_pb2, assignment_pb2_grpc
 from shared.runtime import ServiceRuntime
@@ -34,12 +34,18 @@ class RoutingWorker:
         while not self.rt.stop.is_set():
             try:
                 due = await asyncio.to_thread(self.rt.db.run, handlers.due_offers)
-                await asyncio.gather(*(self._deliver(o.case_id, o.attempt, o.target, rc) for o, rc in due))
+                await asyncio.gather(*(self._deliver(o.case_id, o.attempt, o.target, rc, trace)
+                                       for o, rc, trace in due))
             except Exception as e:
                 log.warning("offer dispatcher: %s", e)
             await asyncio.sleep(0.1 if due else 0.25)
 
-    async def _deliver(self, case_id: str, attempt: int, target: str, rc) -> None:
+    async def _deliver(self, case_id: str, attempt: int, target: str, rc, trace: dict) -> None:
+        with telemetry.tracer().start_as_current_span("AssignmentService/Offer call", context=telemetry.extract(trace),
+                                                      kind=telemetry.trace.SpanKind.CLIENT):
+            await self._offer(case_id, attempt, target, rc)
+
+    async def _offer(self, case_id: str, attempt: int, target: str, rc) -> None:
         entry = self.rt.directory.get(target)
         decision = rc.decisions[-1]
         req = assignment_pb2.OfferRequest(case_id=case_id, from_agency=self.rt.agency, attempt=attempt,
