@@ -1,6 +1,8 @@
 """Engines and the unit of work. Only the unit-of-work boundary commits (handlers open it)."""
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
@@ -34,11 +36,14 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time, and a blocked writer polls with growing sleeps: under load the
+        # service's own threads queue on this lock instead (FIFO-ish, no sleeping). PostgreSQL needs none.
+        self._writer = threading.RLock() if url.startswith("sqlite") else contextlib.nullcontext()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         """One transaction: commit on success, roll back on any exception."""
-        with self._sessions() as s, s.begin():
+        with self._writer, self._sessions() as s, s.begin():
             yield s
 
     def read(self) -> Session:
