@@ -11,7 +11,7 @@ from typing import Callable, Coroutine, Iterable
 import uvicorn
 from fastapi import FastAPI
 
-from shared import rpc, telemetry
+from shared import logs, rpc, telemetry
 from shared.bus.jetstream import Bus
 from shared.bus.outbox import OutboxRelay
 from shared.config import Directory, NodeConfig, load_directory, load_node
@@ -78,8 +78,9 @@ def main(service: str, build_app: Callable[[NodeConfig], FastAPI]) -> None:
     parser = argparse.ArgumentParser(prog=f"lianfang-{service}")
     parser.add_argument("--config", required=True, help="node config (TOML)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
     cfg = load_node(args.config)
+    logs.setup(service, cfg.agency)  # JSON lines with the trace id; identity-shaped values masked
     host, port = cfg.services[service].http.rsplit(":", 1)
     uvicorn.Server(uvicorn.Config(build_app(cfg), host=host, port=int(port), log_level="warning",
+                                  log_config=None,  # uvicorn's loggers propagate to the JSON handler
                                   timeout_graceful_shutdown=5)).run()

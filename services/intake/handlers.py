@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.intake.adapters.orm import (CaseEventRow, CaseRow, IdempotencyRow, PetitionerRow, QueryCodeRow,
@@ -163,6 +163,11 @@ def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, ba
         if s.get(QueryCodeRow, code_hash) is None:
             s.add(QueryCodeRow(code_hash=code_hash, case_id=ev.case_id))
     return True
+
+
+def count_breached_deadlines(s: Session) -> int:
+    """Breached statutory deadlines on the cases this node shares: one 责任追究 record per breached clock."""
+    return s.scalar(select(func.count()).select_from(CaseEventRow).where(CaseEventRow.type == ledger.ACCOUNTABILITY))
 
 
 _PRIVATE_PAYLOAD = {"petitioner_pseudonym", "query_code_hash"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 
 from services.intake import handlers
+from shared import metrics
 from shared.bus.envelope import Event
 from shared.runtime import ServiceRuntime
 
@@ -11,16 +12,21 @@ from shared.runtime import ServiceRuntime
 class Projector:
     def __init__(self, rt: ServiceRuntime):
         self.rt = rt
+        self.durable = f"projection-{rt.agency}"
+        self.lag = metrics.consumer_lag(self.durable)  # /metrics: lianfang_consumer_lag_events
+        metrics.gauge("lianfang_breached_deadlines", "breached statutory deadlines (责任追究 records) on the cases "
+                      "this node shares", lambda: rt.db.run(handlers.count_breached_deadlines))
 
     def _apply(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
         return self.rt.db.run(lambda s: handlers.project_event(s, self.rt.agency, event, seq, backfill))
 
     async def handle(self, event: Event, seq: int) -> None:
-        if await asyncio.to_thread(self._apply, event, seq):
-            return
-        # This node has just come to share the case: fetch the case's whole history, in ledger order.
-        for past, past_seq in await self.rt.bus.history(event.case_id):
-            await asyncio.to_thread(self._apply, past, past_seq, True)
+        if not await asyncio.to_thread(self._apply, event, seq):
+            # This node has just come to share the case: fetch the case's whole history, in ledger order.
+            for past, past_seq in await self.rt.bus.history(event.case_id):
+                await asyncio.to_thread(self._apply, past, past_seq, True)
+        self.lag.applied(seq)
 
     async def run(self) -> None:
-        await self.rt.bus.consume(f"projection-{self.rt.agency}", self.handle, self.rt.stop)
+        self.rt.spawn(metrics.watch_ledger(self.rt.bus, self.lag, self.rt.stop))
+        await self.rt.bus.consume(self.durable, self.handle, self.rt.stop)
