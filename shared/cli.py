@@ -6,6 +6,11 @@
     lianfang token  --config NODE.toml --name NAME --role ROLE                签发新的访问令牌
     lianfang migrate --config NODE.toml                                       数据库迁移到最新版本
     lianfang demo                                                             启动演示联盟 (= make run)
+    lianfang node init --agency ID --name 名称 --type TYPE --division CODE --out NODE.toml   新节点配置
+    lianfang certs  --out DIR [--agency ID ...]                               开发用 CA 与节点证书
+    lianfang status --config NODE.toml [--json]                               服务、账本流与消费者积压
+    lianfang replay --config NODE.toml [--service intake]                     从账本重建读模型（服务须停止）
+    lianfang export --config NODE.toml --case CASE_ID --out DIR               导出一案一卷 (HTML)
 
 Also runnable as `python -m shared.cli ...`. `audit verify` exits 1 when any chain has a problem, 2 on a
 usage or configuration error; without --config it checks every node of the demo federation
@@ -199,6 +204,79 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_node_init(args) -> int:
+    from shared.ops import node_init
+    spec = node_init.NodeInit(agency=args.agency, name=args.name, type=args.type, division=args.division,
+                              out=Path(args.out), directory=Path(args.directory),
+                              data_dir=Path(args.data_dir) if args.data_dir else None, bus_url=args.bus_url,
+                              pseudonym_key=args.pseudonym_key, tls_dir=Path(args.tls_dir) if args.tls_dir else None,
+                              host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
+                              auto_sign_for=args.auto_sign_for)
+    try:
+        cfg = node_init.write(spec)
+    except node_init.InitError as e:
+        raise CliError(str(e)) from None
+    _say(f"已写入 wrote {args.out} (mode 0600): {cfg.agency} {cfg.name}, {cfg.type}, {cfg.division} {cfg.level}, "
+         f"services {', '.join(cfg.services)}")
+    if not args.pseudonym_key:
+        _say("注意 note: a NEW pseudonym_key was generated — every node of one federation must share the same one; "
+             "pass --pseudonym-key for the second and later nodes", err=True)
+    _say(f"下一步 next: give the NATS server user {cfg.agency} the bus password from the file; add users with "
+         f"`lianfang token --config {args.out}`; add the node to the directory {cfg.directory}; "
+         f"then `lianfang migrate --config {args.out}`")
+    return 0
+
+
+def cmd_certs(args) -> int:
+    from shared import certs
+    argv = ["--out", args.out, *sum((["--agency", a] for a in args.agency), []),
+            *sum((["--host", h] for h in args.host), [])]
+    certs.main(argv)
+    return 0
+
+
+def cmd_status(args) -> int:
+    from shared.ops import status
+    report = status.collect(_load(Path(args.config)), all_consumers=args.all_consumers)
+    _say(status.render_json(report) if args.json else status.render_text(report))
+    return 0 if report["ok"] else 1
+
+
+def _ops(work):
+    from shared.ops.common import OpsError
+    try:
+        return work()
+    except OpsError as e:
+        raise CliError(str(e)) from None
+
+
+def cmd_replay(args) -> int:
+    import asyncio
+
+    from shared.ops import replay
+    cfg = _load(Path(args.config))
+    _say(f"重放 replaying {cfg.bus.stream} into {cfg.agency}/{args.service} "
+         f"({_safe_url(cfg.services[args.service].database) if args.service in cfg.services else '?'}) …")
+
+    def progress(done: int, total: int) -> None:
+        _say(f"  已重放 replayed {done} / {total} events")
+    result = _ops(lambda: asyncio.run(replay.replay(cfg, args.service, every=args.every, progress=progress)))
+    _say(f"重放完成 replay done: {result.events} events (up to seq {result.last_seq}), "
+         f"{result.cases} cases in the read model")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from shared.ops import export
+    cfg = _load(Path(args.config))
+    manifest = _ops(lambda: export.export_case(cfg, args.case, Path(args.out), args.format))
+    _say(f"已导出 exported {args.case}: {manifest['events']} events, {manifest['documents']} 意见书 documents → "
+         f"{Path(args.out) / 'index.html'}")
+    for f in manifest["files"]:
+        _say(f"  {f['sha256']}  {f['path']}")
+    return 0
+
+
 def cmd_demo(_args) -> int:
     from shared import demo
     demo.main()
@@ -245,6 +323,64 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="启动演示联盟（同 make run） start the demo federation")
     d.set_defaults(func=cmd_demo)
+
+    from shared.config import AgencyType
+    node = sub.add_parser("node", help="节点配置 node config: init")
+    nsub = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
+    ni = nsub.add_parser("init", help="生成新节点配置（新密钥，文件权限 0600，不覆盖已有文件） write a new node config "
+                                      "with fresh keys (mode 0600, never overwrites)",
+                         description="生成新节点配置并回读校验 write a new node config and validate it by loading it back")
+    ni.add_argument("--agency", required=True, help="机构标识 agency id, e.g. 510104-rsj")
+    ni.add_argument("--name", required=True, help="机构名称 display name, e.g. 锦江区人力资源和社会保障局")
+    ni.add_argument("--type", required=True, choices=list(AgencyType.__args__), help="机构类型 agency type")
+    ni.add_argument("--division", required=True, help="行政区划代码 GB/T 2260 division code (level is derived)")
+    ni.add_argument("--out", required=True, metavar="NODE.toml", help="输出文件 the config file to create")
+    ni.add_argument("--directory", default="/etc/lianfang/federation.toml",
+                    help="联盟目录文件 federation directory file (default /etc/lianfang/federation.toml)")
+    ni.add_argument("--data-dir", help="数据目录 data folder (default /var/lib/lianfang/AGENCY)")
+    ni.add_argument("--bus-url", default="nats://127.0.0.1:4222", help="总线地址 NATS URL (tls://… with --tls-dir)")
+    ni.add_argument("--pseudonym-key", help="联盟共用的假名密钥 the federation's shared pseudonym key (default: new)")
+    ni.add_argument("--tls-dir", help="证书目录 folder with ca.crt, AGENCY.crt, AGENCY.key (lianfang certs)")
+    ni.add_argument("--host", default="127.0.0.1", help="监听地址 listen address of the services (default 127.0.0.1)")
+    ni.add_argument("--http-port", type=int, default=8080, help="intake HTTP 端口，其余服务依次加一 (default 8080)")
+    ni.add_argument("--grpc-port", type=int, default=50051, help="intake gRPC 端口，其余服务依次加一 (default 50051)")
+    ni.add_argument("--auto-sign-for", action="store_true", help="自动签收 sign for offers automatically (demo only)")
+    ni.set_defaults(func=cmd_node_init)
+
+    c = sub.add_parser("certs", help="开发用 CA 与节点证书（同 make certs） dev CA + node certificates",
+                       description="开发用 CA 与节点证书；已有 CA 会被复用 dev CA and certificates (an existing CA is reused)")
+    c.add_argument("--out", required=True, metavar="DIR", help="证书目录 folder for ca.crt/ca.key and certificates")
+    c.add_argument("--agency", action="append", default=[],
+                   help="签发节点证书的机构，可重复；缺省为演示联盟 agency id, repeatable (default: the demo federation)")
+    c.add_argument("--host", action="append", default=[], help="附加 DNS 名或 IP extra DNS name or IP, repeatable")
+    c.set_defaults(func=cmd_certs)
+
+    st = sub.add_parser("status", help="节点状态：各服务健康、账本流、消费者积压 node and bus status",
+                        description="各服务 /healthz、LF_LEDGER 账本流（消息数、字节、最后序号）、本节点持久消费者积压；"
+                                    "有服务停止或总线不可达时退出码为 1 (exit 1 when degraded)")
+    st.add_argument("--config", required=True, metavar="NODE.toml", help="节点配置 node config")
+    st.add_argument("--json", action="store_true", help="输出 JSON print JSON")
+    st.add_argument("--all-consumers", action="store_true", help="列出全部节点的消费者 every node's consumers")
+    st.set_defaults(func=cmd_status)
+
+    r = sub.add_parser("replay", help="从账本重建读模型（须先停止该服务） rebuild the read model from the ledger "
+                                      "(stop the service first)",
+                       description="清空读模型表并按顺序重放 LF_LEDGER 全部事件；该服务必须先停止，若其 HTTP 端口有应答则拒绝执行。"
+                                   " Empties the read-model tables and re-applies every ledger event in order; the service "
+                                   "must be stopped (refused while its HTTP port answers).")
+    r.add_argument("--config", required=True, metavar="NODE.toml", help="节点配置 node config")
+    r.add_argument("--service", default="intake", choices=["intake"], help="哪个服务的读模型 which read model")
+    r.add_argument("--every", type=int, default=1000, metavar="N", help="每 N 条事件报告进度 progress every N events")
+    r.set_defaults(func=cmd_replay)
+
+    e = sub.add_parser("export", help="导出一案一卷（HTML + manifest.json），记入审计 export a case file (audited)",
+                       description="从本节点读模型导出案卷：概况、承办单位、时限、办理过程、信访处理意见书全文；"
+                                   "manifest.json 记录各文件 SHA-256；导出行为写入审计日志。")
+    e.add_argument("--config", required=True, metavar="NODE.toml", help="节点配置 node config")
+    e.add_argument("--case", required=True, metavar="CASE_ID", help="案件编号 case id")
+    e.add_argument("--out", required=True, metavar="DIR", help="输出目录（须为空） output folder (new or empty)")
+    e.add_argument("--format", default="html", choices=["html"], help="格式 format (default html)")
+    e.set_defaults(func=cmd_export)
     return p
 
 
