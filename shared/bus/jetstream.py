@@ -160,7 +160,10 @@ class Bus:
             await msg.term()
             return
         try:
-            with telemetry.tracer().start_as_current_span(f"consume {event.type}", context=telemetry.extract(event.trace),
+            # the publish span's context travels in the message headers (shared/bus/outbox.py); events
+            # published without one continue the trace they were staged in
+            carrier = msg.headers if msg.headers and "traceparent" in msg.headers else event.trace
+            with telemetry.tracer().start_as_current_span(f"consume {event.type}", context=telemetry.extract(carrier),
                                                           kind=telemetry.trace.SpanKind.CONSUMER):
                 await handler(event, msg.metadata.sequence.stream)
         except PoisonEvent as e:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import replace
 
@@ -51,9 +52,18 @@ class OutboxRelay:
         if not rows:
             return 0
         # Published concurrently on one connection: they leave in order, so the stream keeps that order.
-        await asyncio.gather(*(self.bus.publish(r.subject, r.data.encode(), r.headers) for r in rows))
+        await asyncio.gather(*(self._publish(r) for r in rows))
         await asyncio.to_thread(self._mark, [r.seq for r in rows])
         return len(rows)
+
+    async def _publish(self, row: OutboxRow) -> int:
+        """One producer span per event, continuing the trace it was staged in; the message's headers carry
+        the span's context, so the consumers' spans hang off this publish (the bus hop of the trace)."""
+        with telemetry.tracer().start_as_current_span(f"publish {json.loads(row.data).get('type', '')}",
+                                                      context=telemetry.extract(row.headers),
+                                                      kind=telemetry.trace.SpanKind.PRODUCER) as span:
+            span.set_attribute("messaging.destination.name", row.subject)
+            return await self.bus.publish(row.subject, row.data.encode(), {**row.headers, **telemetry.inject()})
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -3,7 +3,7 @@
 Every service process exports its spans over OTLP/HTTP (the real exporter, OTEL_EXPORTER_OTLP_ENDPOINT)
 to a receiver inside this test process, which keeps them in memory: the in-process span exporter the
 trace is read from. The trace must hold the intake HTTP span at the receiving bureau, the bus hop
-(routing's consumer span, continued from the NATS headers), routing's gRPC call and the 人社局 node's
+(intake's publish span and routing's consumer span, continued from the NATS headers), routing's gRPC call and the 人社局 node's
 gRPC handler, all linked by parent ids into one tree."""
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class SpanReceiver:
         self.server.shutdown()
 
 
-SERVER, CONSUMER, CLIENT = 2, 5, 3  # OTLP span kinds
+SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5  # OTLP span kinds
 
 
 def test_one_petition_is_one_trace_across_nodes(start_federation):
@@ -86,7 +86,7 @@ def test_one_petition_is_one_trace_across_nodes(start_federation):
             spans = receiver.trace(root["trace"])
             names = {(s["name"], s["agency"]) for s in spans}
             wanted = {("AssignmentService/Offer", RSJ), ("AssignmentService/Offer call", XFJ),
-                      ("consume case.registered", XFJ)}
+                      ("publish case.registered", XFJ), ("consume case.registered", XFJ)}
             return spans if wanted <= names else None
         spans = wait_for(whole_trace, what="routing's call and the 人社局's gRPC handler in the same trace")
 
@@ -94,7 +94,12 @@ def test_one_petition_is_one_trace_across_nodes(start_federation):
         assert root["parent"] == "" or root["parent"] not in by_id  # the trace starts at the desk's request
         hop = next(s for s in spans if s["kind"] == CONSUMER and s["service"] == "lianfang-routing"
                    and s["agency"] == XFJ and s["name"] == "consume case.registered")
+        # the bus hop: intake's outbox relay publishes (producer), routing consumes from the message headers
+        publish = by_id[hop["parent"]]
+        assert (publish["name"], publish["kind"], publish["service"], publish["agency"]) == \
+               ("publish case.registered", PRODUCER, "lianfang-intake", XFJ)
         call = next(s for s in spans if s["name"] == "AssignmentService/Offer call" and s["agency"] == XFJ)
+        assert by_id[call["parent"]]["id"] == hop["id"]  # the 交办 continues routing's consume span
         handler = next(s for s in spans if s["name"] == "AssignmentService/Offer" and s["agency"] == RSJ)
         assert (call["kind"], handler["kind"]) == (CLIENT, SERVER)
         assert handler["service"] == "lianfang-routing" and handler["parent"] == call["id"]
@@ -105,7 +110,7 @@ def test_one_petition_is_one_trace_across_nodes(start_federation):
                 chain.append(by_id[chain[-1]["parent"]])
             return chain
         # every span of the journey hangs off the desk's HTTP request: one tree, not fragments
-        for span in (hop, call, handler):
+        for span in (publish, hop, call, handler):
             assert ancestors(span)[-1]["id"] == root["id"], (span["name"], [s["name"] for s in ancestors(span)])
         assert {(s["service"], s["agency"]) for s in spans} >= {("lianfang-intake", XFJ), ("lianfang-routing", XFJ),
                                                                  ("lianfang-routing", RSJ)}
