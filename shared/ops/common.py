@@ -28,8 +28,9 @@ def local_http(addr: str) -> str:
 
 def healthz(addr: str, timeout: float = 2.0) -> dict:
     """{"up": bool, "bus": bool|None, "detail": str} from the service's GET /healthz."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     try:
-        with urllib.request.urlopen(local_http(addr) + "/healthz", timeout=timeout) as r:
+        with opener.open(local_http(addr) + "/healthz", timeout=timeout) as r:
             body = json.loads(r.read() or b"{}")
             return {"up": r.status == 200, "bus": body.get("bus"), "detail": f"HTTP {r.status}"}
     except urllib.error.HTTPError as e:

@@ -285,6 +285,13 @@ def test_replay_rebuilds_the_read_model(fed):
         assert c.execute("SELECT count(*) FROM petitioners").fetchone()[0] == identities
         assert c.execute("SELECT action FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()[0] == "readmodel.replay"
 
+    # the database file itself lost: replay makes it anew (identities and the old audit chain are gone)
+    for f in db.parent.glob("intake.db*"):
+        f.unlink()
+    r = cli("replay", "--config", fed.config(XFJ), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert _rows(db) == before
+
     fresh = NodeProcesses(fed.spec.node(XFJ), fed.root / "logs", services=("intake",)).start()
     fed.nodes[XFJ].procs["intake"] = fresh.procs["intake"]
     fresh.wait_ready(120)

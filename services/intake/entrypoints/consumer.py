@@ -15,7 +15,11 @@ class Projector:
         self.durable = f"projection-{rt.agency}"
         self.lag = metrics.consumer_lag(self.durable)  # /metrics: lianfang_consumer_lag_events
         metrics.gauge("lianfang_breached_deadlines", "breached statutory deadlines (责任追究 records) on the cases "
-                      "this node shares", lambda: rt.db.run(handlers.count_breached_deadlines))
+                      "this node shares", self._breached)
+
+    def _breached(self) -> int:
+        with self.rt.db.read() as s:  # a plain read: a scrape never waits for the node's writers
+            return handlers.count_breached_deadlines(s)
 
     def _apply(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
         return self.rt.db.run(lambda s: handlers.project_event(s, self.rt.agency, event, seq, backfill))
