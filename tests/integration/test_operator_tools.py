@@ -12,11 +12,12 @@ import stat
 import subprocess
 import sys
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from shared import federation
+from shared import clock, federation
 from shared.config import load_node
 from shared.launcher import REPO, NatsServer, NodeProcesses
 from tests.support import Http, petition, wait_for
@@ -34,8 +35,14 @@ def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 class Fed:
-    def __init__(self, root: Path, spec: federation.Federation, nodes: dict[str, NodeProcesses]):
-        self.root, self.spec, self.nodes = root, spec, nodes
+    def __init__(self, root: Path, spec: federation.Federation, nodes: dict[str, NodeProcesses], env: dict):
+        self.root, self.spec, self.nodes, self.env = root, spec, nodes, env
+        self.clock_file = Path(env["LIANFANG_CLOCK_FILE"])
+
+    def restart_intake(self, agency: str) -> None:
+        fresh = NodeProcesses(self.spec.node(agency), self.root / "logs", services=("intake",), env=self.env).start()
+        self.nodes[agency].procs["intake"] = fresh.procs["intake"]  # stopped with the rest at teardown
+        fresh.wait_ready(120)
 
     def client(self, agency: str, role: str = "clerk", service: str = "intake") -> Http:
         n = self.spec.node(agency)
@@ -63,11 +70,13 @@ def fed(tmp_path_factory):
         n.config_path.write_text(re.sub(r"\[services\.(joint_reception|legal_referral)\]\n(.+\n)*\n", "", text),
                                  encoding="utf-8")
         assert set(load_node(n.config_path).services) == set(SERVICES)
-    nodes = {n.agency: NodeProcesses(n, root / "logs", services=SERVICES).start() for n in spec.nodes}
+    env = {"LIANFANG_CLOCK_FILE": str(root / "clock.json")}  # the last test moves time on
+    clock.set_offset(timedelta(0), env["LIANFANG_CLOCK_FILE"])
+    nodes = {n.agency: NodeProcesses(n, root / "logs", services=SERVICES, env=env).start() for n in spec.nodes}
     try:
         for n in nodes.values():
             n.wait_ready(180)
-        yield Fed(root, spec, nodes)
+        yield Fed(root, spec, nodes, env)
     finally:
         for n in nodes.values():
             n.stop()
@@ -184,9 +193,7 @@ def test_status_shows_the_stream_and_consumer_lag(fed):
         text = cli("status", "--config", fed.config(XFJ))
         assert text.returncode == 1 and "停止 DOWN" in text.stdout
     finally:
-        fresh = NodeProcesses(fed.spec.node(XFJ), fed.root / "logs", services=("intake",)).start()
-        fed.nodes[XFJ].procs["intake"] = fresh.procs["intake"]
-        fresh.wait_ready(120)
+        fed.restart_intake(XFJ)
     wait_for(lambda: fed.view(XFJ, r["case_id"]), what="the bureau catches up after the restart")
     wait_for(lambda: all(c["lag"] == 0 for c in _status(fed, XFJ)[1]["bus"]["consumers"]), what="lag back to 0")
 
@@ -292,9 +299,7 @@ def test_replay_rebuilds_the_read_model(fed):
     assert r.returncode == 0, r.stderr
     assert _rows(db) == before
 
-    fresh = NodeProcesses(fed.spec.node(XFJ), fed.root / "logs", services=("intake",)).start()
-    fed.nodes[XFJ].procs["intake"] = fresh.procs["intake"]
-    fresh.wait_ready(120)
+    fed.restart_intake(XFJ)
     for case_id, view in before_views.items():
         assert fed.view(XFJ, case_id) == view, case_id
     assert cli("audit", "verify", "--config", fed.config(XFJ), "--service", "intake").returncode == 0
@@ -316,3 +321,21 @@ def test_service_logs_are_json_lines_without_identity(fed):
             started += entry["message"].endswith(" started")
             assert not any(needle in line for needle in needles), f"petitioner identity in {path.name}: {line}"
     assert started >= len(logs)  # every process logged its start (the scan did read the logs)
+
+
+# ------------------------------------------------------------------------------------ breached deadlines
+
+def _gauge(fed: Fed, agency: str, name: str) -> float | None:
+    line = next((x for x in _metrics(fed, agency).splitlines() if x.startswith(name + " ")), None)
+    return float(line.split()[1]) if line else None
+
+
+def test_breached_deadlines_show_in_metrics(fed):
+    """Nobody accepts the case within 15 days: the bureau's supervision records the breach (责任追究),
+    and the bureau's intake counts it on /metrics."""
+    case_id = new_case(fed, 5)
+    assert _gauge(fed, XFJ, "lianfang_breached_deadlines") == 0
+    clock.set_offset(timedelta(days=20), fed.clock_file)
+    wait_for(lambda: (v := fed.view(XFJ, case_id)) and any(e["type"] == "case.accountability" for e in v["events"]),
+             timeout=40, what="责任追究 record for the late acceptance on the bureau")
+    assert _gauge(fed, XFJ, "lianfang_breached_deadlines") >= 1
