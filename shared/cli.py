@@ -366,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="从账本重建读模型（须先停止该服务） rebuild the read model from the ledger "
                                       "(stop the service first)",
                        description="清空读模型表并按顺序重放 LF_LEDGER 全部事件；该服务必须先停止，若其 HTTP 端口有应答则拒绝执行。"
-                                   " Empties the read-model tables and re-applies every ledger event in order; the service "
+                                   " Empties the read-model tables and re-applies every ledger event in order; "
+                                   "the service "
                                    "must be stopped (refused while its HTTP port answers).")
     r.add_argument("--config", required=True, metavar="NODE.toml", help="节点配置 node config")
     r.add_argument("--service", default="intake", choices=["intake"], help="哪个服务的读模型 which read model")

@@ -33,8 +33,10 @@ _TEMPLATE = """<!doctype html>
 <html lang="zh-CN">
 <head><meta charset="utf-8"><title>一案一卷 {{ v.case_id }} {{ v.title }}</title>
 <style>
- body{font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;max-width:60em;margin:2em auto;line-height:1.6;color:#222}
- table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}th,td{border:1px solid #bbb;padding:.3em .6em;text-align:left;vertical-align:top}
+ body{font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;max-width:60em;margin:2em auto;
+      line-height:1.6;color:#222}
+ table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}
+ th,td{border:1px solid #bbb;padding:.3em .6em;text-align:left;vertical-align:top}
  th{background:#f3f3f3;white-space:nowrap}.doc{border:1px solid #888;padding:1em 1.5em;margin:1em 0;background:#fcfcf8}
  .doc pre{white-space:pre-wrap;font-family:inherit;font-size:1.05em}.muted{color:#666;font-size:.9em}
  .breached{color:#b00;font-weight:bold}

@@ -105,7 +105,8 @@ async def replay(cfg: NodeConfig, service: str = "intake", *, every: int = 1000,
                 async for ev, seq, _pending in read_ledger(bus, cfg.bus.stream):
                     events, last = events + 1, seq
                     if ev is not None:
-                        if not handlers.project_event(s, cfg.agency, ev, seq):  # the node came to share the case late: its history up to here, in order
+                        if not handlers.project_event(s, cfg.agency, ev, seq):
+                            # the node came to share the case late: its history up to here, in order
                             for past, past_seq in await bus.history(ev.case_id):
                                 if past_seq <= seq:
                                     handlers.project_event(s, cfg.agency, past, past_seq, True)

@@ -254,7 +254,8 @@ def _rows(db: Path) -> dict[str, list]:
         c.row_factory = sqlite3.Row
         out = {}
         for table in READ_MODEL:
-            rows = [{k: r[k] for k in r.keys() if k not in ("pos", "stream_seq")} for r in c.execute(f"SELECT * FROM {table}")]
+            rows = [{k: r[k] for k in r.keys() if k not in ("pos", "stream_seq")}
+                    for r in c.execute(f"SELECT * FROM {table}")]
             out[table] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
         return out
 
@@ -305,24 +306,6 @@ def test_replay_rebuilds_the_read_model(fed):
     assert cli("audit", "verify", "--config", fed.config(XFJ), "--service", "intake").returncode == 0
 
 
-# --------------------------------------------------------------------------------------------------- logs
-
-def test_service_logs_are_json_lines_without_identity(fed):
-    """Every line the services wrote is one JSON object naming service and agency; no petitioner's name
-    or ID number of this module's petitions appears in any of them."""
-    logs = sorted((fed.root / "logs").glob("*.log"))
-    assert {p.name for p in logs} >= {f"{a}-{s}.log" for a in (XFJ, RSJ) for s in SERVICES}
-    needles = [v for n in range(1, 5) for v in (petition(n)["petitioner"]["name"], petition(n)["petitioner"]["id_number"])]
-    started = 0
-    for path in logs:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line)
-            assert entry["agency"] in (XFJ, RSJ) and entry["service"] in SERVICES and entry["level"], line
-            started += entry["message"].endswith(" started")
-            assert not any(needle in line for needle in needles), f"petitioner identity in {path.name}: {line}"
-    assert started >= len(logs)  # every process logged its start (the scan did read the logs)
-
-
 # ------------------------------------------------------------------------------------ breached deadlines
 
 def _gauge(fed: Fed, agency: str, name: str) -> float | None:
@@ -339,3 +322,21 @@ def test_breached_deadlines_show_in_metrics(fed):
     wait_for(lambda: (v := fed.view(XFJ, case_id)) and any(e["type"] == "case.accountability" for e in v["events"]),
              timeout=40, what="责任追究 record for the late acceptance on the bureau")
     assert _gauge(fed, XFJ, "lianfang_breached_deadlines") >= 1
+
+
+# --------------------------------------------------------------------------------------------------- logs
+
+def test_service_logs_are_json_lines_without_identity(fed):
+    """Every line the services wrote is one JSON object naming service and agency; no petitioner's name
+    or ID number of this module's petitions appears in any of them."""
+    logs = sorted((fed.root / "logs").glob("*.log"))
+    assert {p.name for p in logs} >= {f"{a}-{s}.log" for a in (XFJ, RSJ) for s in SERVICES}
+    needles = [v for n in range(1, 6) for v in (petition(n)["petitioner"]["name"], petition(n)["petitioner"]["id_number"])]
+    started = 0
+    for path in logs:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            assert entry["agency"] in (XFJ, RSJ) and entry["service"] in SERVICES and entry["level"], line
+            started += entry["message"].endswith(" started")
+            assert not any(needle in line for needle in needles), f"petitioner identity in {path.name}: {line}"
+    assert started >= len(logs)  # every process logged its start (the scan did read the logs)
