@@ -1,7 +1,8 @@
 """Issue 10: the operator's command on a real node — `lianfang node init`, `status`, `export`, `replay`.
 
 One small federation (county 信访局 + county 人社局, intake/routing/supervision only) serves the module;
-the tests run in file order and the last one stops and restarts the bureau's intake."""
+the tests run in file order: status and replay stop and restart the bureau's intake, the breach test moves
+the federation's clock (LIANFANG_CLOCK_FILE) 20 days on, and the log scan reads what all of them left."""
 from __future__ import annotations
 
 import hashlib
