@@ -31,7 +31,7 @@ class ServiceConfig(BaseModel):
 
 
 class BusConfig(BaseModel):
-    url: str = "nats://127.0.0.1:4222"
+    url: str = Field(default="nats://127.0.0.1:4222", description="one server, or every server of a cluster separated by commas")
     user: str | None = None
     password: str | None = None
     stream: str = "LF_LEDGER"

@@ -84,7 +84,7 @@ def _toml_str(v: str) -> str:
 
 def build(root: Path, nats_url: str, nodes=DEMO_NODES, *, database_url: Callable[[str, str], str] | None = None,
           auto_sign_for: bool = True, rules: Path | None = None, manual_sign: set[str] = frozenset(),
-          tls: bool = True) -> Federation:
+          tls: bool = True, replicas: int = 1) -> Federation:
     """Write root/federation.toml and root/nodes/<agency>.toml. `database_url(agency, service)` picks
     the database; SQLite files under root/<agency>/ by default. Agencies in `manual_sign` have
     auto_sign_for off (a clerk signs, as in production). With `tls` (the default) a dev CA under
@@ -94,8 +94,9 @@ def build(root: Path, nats_url: str, nodes=DEMO_NODES, *, database_url: Callable
     (root / "nodes").mkdir(parents=True, exist_ok=True)
     pseudonym_key = new_key()
     ca = DevCA.load_or_create(root / "tls") if tls else None
-    if tls and nats_url.startswith("nats://"):
-        nats_url = "tls://" + nats_url.removeprefix("nats://")
+    if tls:  # (a cluster's url lists every server)
+        nats_url = ",".join("tls://" + u.removeprefix("nats://") if u.startswith("nats://") else u
+                            for u in nats_url.split(","))
     specs = []
     for agency, name, type_, division in nodes:
         spec = NodeSpec(agency, name, type_, division, root / "nodes" / f"{agency}.toml")
@@ -126,7 +127,7 @@ def build(root: Path, nats_url: str, nodes=DEMO_NODES, *, database_url: Callable
                  f"data_dir = {_toml_str(str(data_dir))}", f"directory = {_toml_str(str(root / 'federation.toml'))}"]
         if rules:
             lines.append(f"rules = {_toml_str(str(rules))}")
-        lines += ["", "[bus]", f"url = {_toml_str(nats_url)}"]
+        lines += ["", "[bus]", f"url = {_toml_str(nats_url)}", f"replicas = {replicas}"]
         if n.bus_password:
             lines += [f"user = {_toml_str(n.agency)}", f"password = {_toml_str(n.bus_password)}"]
         lines += ["", "[secrets]", f"field_key = {_toml_str(new_key())}", f"pseudonym_key = {_toml_str(pseudonym_key)}", ""]

@@ -85,11 +85,16 @@ class NatsServer:
                 for user, password in sorted(self.users.items())]}, indent=2)
         return out + "\n"
 
+    TEMPLATE = "single.conf"
+
+    def _values(self, store: Path) -> dict:
+        """The template's placeholders (infra/nats/<TEMPLATE>)."""
+        return {"name": self.name, "port": self.port, "monitor_port": self.monitor_port, "store_dir": store}
+
     def start(self) -> "NatsServer":
         store = self.root / f"jetstream-{self.name}"
         store.mkdir(parents=True, exist_ok=True)
-        conf = string.Template((REPO / "infra" / "nats" / "single.conf").read_text()).substitute(
-            name=self.name, port=self.port, monitor_port=self.monitor_port, store_dir=store)
+        conf = string.Template((REPO / "infra" / "nats" / self.TEMPLATE).read_text()).substitute(self._values(store))
         conf_path = self.root / f"nats-{self.name}.conf"
         conf_path.touch(mode=0o600)
         conf_path.chmod(0o600)  # it holds the node passwords
@@ -108,6 +113,54 @@ class NatsServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class ClusterMember(NatsServer):
+    """One server of a 3-server JetStream cluster (infra/nats/cluster.conf.template), routes on loopback."""
+    TEMPLATE = "cluster.conf.template"
+
+    def __init__(self, root: Path, name: str, cluster_port: int, routes: list[str]):
+        super().__init__(root, name=name)
+        self.cluster_port, self.routes = cluster_port, routes
+
+    def _values(self, store: Path) -> dict:
+        return {**super()._values(store), "name": f"lianfang-{self.name}", "host": "127.0.0.1",
+                "cluster_port": self.cluster_port, **dict(zip(("route_a", "route_b", "route_c"), self.routes))}
+
+
+class NatsCluster:
+    """Three JetStream servers in one cluster on loopback: streams with 3 replicas survive one server's
+    crash. `url` lists all three (clients fail over); `secure(fed)` and `stop()` as for NatsServer, and
+    `kill(i)` / `restart(i)` for fault tests."""
+
+    def __init__(self, root: Path, size: int = 3):
+        ports = [free_port() for _ in range(size)]
+        routes = [f"nats://127.0.0.1:{p}" for p in ports]
+        self.members = [ClusterMember(root, "abc"[i], ports[i], routes) for i in range(size)]
+
+    @property
+    def url(self) -> str:
+        return ",".join(m.url for m in self.members)
+
+    def secure(self, fed: Federation) -> "NatsCluster":
+        for m in self.members:
+            m.secure(fed)
+        return self
+
+    def start(self) -> "NatsCluster":
+        for m in self.members:
+            m.start()
+        return self
+
+    def kill(self, i: int) -> None:
+        self.members[i].stop(signal.SIGKILL)
+
+    def restart(self, i: int) -> None:
+        self.members[i].start()
+
+    def stop(self) -> None:
+        for m in self.members:
+            m.stop()
 
 
 class NodeProcesses:

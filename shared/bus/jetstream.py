@@ -87,7 +87,7 @@ class Bus:
                 # Bounded: nats-py's connect() hangs for good once a TLS handshake is reset (a loaded server
                 # drops it after its tls timeout); a fresh attempt then gets through.
                 self.nc = await asyncio.wait_for(nats.connect(
-                    servers=[self.cfg.url], user=self.cfg.user, password=self.cfg.password,
+                    servers=self.cfg.url.split(","), user=self.cfg.user, password=self.cfg.password,
                     tls=client_tls(self.tls) if self.tls else None, inbox_prefix=self.inbox, name=self.name,
                     connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5, allow_reconnect=True),
                     timeout=CONNECT_ATTEMPT_S)
