@@ -170,10 +170,11 @@ class NodeProcesses:
         self.spec, self.log_dir, self.services, self.env = spec, log_dir, services, env or {}
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self) -> "NodeProcesses":
+    def start(self, only: tuple[str, ...] | None = None) -> "NodeProcesses":
+        """Start the node's services (or `only` these of them)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **self.env}
-        for svc in self.services:
+        for svc in only or self.services:
             log = open(self.log_dir / f"{self.spec.agency}-{svc}.log", "ab")
             self.procs[svc] = subprocess.Popen([sys.executable, "-m", f"services.{svc}", "--config",
                                                 str(self.spec.config_path)], cwd=REPO, env=env, stdout=log,
@@ -200,11 +201,13 @@ class NodeProcesses:
                     raise TimeoutError(f"{self.spec.agency}/{svc} not ready within {timeout}s")
                 time.sleep(0.1)
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        for p in self.procs.values():
+    def stop(self, sig: int = signal.SIGTERM, only: tuple[str, ...] | None = None) -> None:
+        """Stop the node's services (or `only` these of them)."""
+        procs = [p for svc, p in self.procs.items() if only is None or svc in only]
+        for p in procs:
             if p.poll() is None:
                 p.send_signal(sig)
-        for p in self.procs.values():
+        for p in procs:
             try:
                 p.wait(20)
             except subprocess.TimeoutExpired:

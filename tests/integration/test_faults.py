@@ -137,3 +137,18 @@ def test_whole_bus_down_under_load(cluster_fed):
     load.join(60)
     assert load.refused == 0
     assert_exactly_once_everywhere(fed, load)
+
+
+def test_node_far_behind_catches_up(cluster_fed):
+    """The 人社局's read model is stopped through a whole load (a node days behind, compressed): its
+    routing keeps signing, its intake's durable consumer keeps every event until it is back."""
+    fed = cluster_fed
+    fed.node(RSJ).stop(only=("intake",))
+    load = Load(fed, 7300)
+    load.run()  # in this thread: the whole load while the read model is away
+    assert load.refused == 0
+    for case_id in load.accepted:  # all signed for meanwhile, as the bureau's node shows
+        wait_for(lambda: (v := view(fed, XFJ, case_id)) and v["holder"] == RSJ, timeout=60, what="signed for")
+    assert case_rows(fed, RSJ) < len(load.accepted)  # the stopped read model really missed them
+    fed.node(RSJ).start(only=("intake",)).wait_ready(120)
+    assert_exactly_once_everywhere(fed, load)
