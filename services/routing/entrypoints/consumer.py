@@ -23,6 +23,8 @@ class RoutingWorker:
         self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
 
     async def handle(self, event: Event, seq: int) -> None:
+        if event.type == ledger.REGISTERED and event.agency != self.rt.agency:
+            return  # 首问负责: only the receiving node routes; the others need not even touch their database
         if event.type in REACTIONS:
             await asyncio.to_thread(self._react, event)
             self.rt.relay.notify()
