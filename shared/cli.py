@@ -227,6 +227,12 @@ def cmd_node_init(args) -> int:
     return 0
 
 
+def cmd_node_start(args) -> int:
+    from shared.ops import node_start
+    cfg = _load(Path(args.config))
+    return node_start.run(Path(args.config), _services(cfg, args.service), _say)
+
+
 def cmd_certs(args) -> int:
     from shared import certs
     argv = ["--out", args.out, *sum((["--agency", a] for a in args.agency), []),
@@ -325,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     from shared.config import AgencyType
-    node = sub.add_parser("node", help="节点配置 node config: init")
+    node = sub.add_parser("node", help="节点 node: init (新配置 new config) / start (启动 run its services)")
     nsub = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)
     ni = nsub.add_parser("init", help="生成新节点配置（新密钥，文件权限 0600，不覆盖已有文件） write a new node config "
                                       "with fresh keys (mode 0600, never overwrites)",
@@ -346,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     ni.add_argument("--grpc-port", type=int, default=50051, help="intake gRPC 端口，其余服务依次加一 (default 50051)")
     ni.add_argument("--auto-sign-for", action="store_true", help="自动签收 sign for offers automatically (demo only)")
     ni.set_defaults(func=cmd_node_init)
+    ns = nsub.add_parser("start", help="在前台启动本节点的全部服务 run the node's services in the foreground",
+                         description="每个服务一个进程；Ctrl-C 全部停止 one process per service; Ctrl-C stops them all")
+    ns.add_argument("--config", required=True, metavar="NODE.toml", help="节点配置 node config")
+    ns.add_argument("--service", default="all", help="只启动某一服务 only this service (default: all it lists)")
+    ns.set_defaults(func=cmd_node_start)
 
     c = sub.add_parser("certs", help="开发用 CA 与节点证书（同 make certs） dev CA + node certificates",
                        description="开发用 CA 与节点证书；已有 CA 会被复用 dev CA and certificates (an existing CA is reused)")

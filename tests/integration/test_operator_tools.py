@@ -341,3 +341,29 @@ def test_service_logs_are_json_lines_without_identity(fed):
             started += entry["message"].endswith(" started")
             assert not any(needle in line for needle in needles), f"petitioner identity in {path.name}: {line}"
     assert started >= len(logs)  # every process logged its start (the scan did read the logs)
+
+
+def test_node_start_runs_the_nodes_services_until_stopped(nats, tmp_path):
+    """`lianfang node start` runs what the config lists (here one service) and stops it on SIGTERM."""
+    import signal as _signal
+    spec = federation.build(tmp_path / "fed", nats.url, NODES[:1])
+    nats.secure(spec)
+    node = spec.node(XFJ)
+    assert cli("node", "start", "--config", str(node.config_path), "--service", "weather").returncode == 2
+    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "node", "start", "--config", str(node.config_path),
+                             "--service", "intake"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        def healthy():
+            try:
+                with urllib.request.urlopen(f"{node.url('intake')}/healthz", timeout=1) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+        wait_for(healthy, timeout=60, what="intake started by lianfang node start")
+        proc.send_signal(_signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0].decode()
+        assert proc.returncode == 0 and "已停止" in out, out
+        assert not healthy()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
