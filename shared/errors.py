@@ -44,5 +44,10 @@ class TooMany(LianfangError):
     http_status, grpc_code, code = 429, grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited"
 
 
+class Unavailable(LianfangError):
+    """Another node this answer needs cannot be reached now; the caller may retry."""
+    http_status, grpc_code, code = 503, grpc.StatusCode.UNAVAILABLE, "unavailable"
+
+
 async def abort_grpc(context: grpc.aio.ServicerContext, err: LianfangError):
     await context.abort(err.grpc_code, err.message)

@@ -153,3 +153,10 @@ def test_grpc_health_and_case_service(start_federation):
             stub.GetCase(case_pb2.GetCaseRequest(case_id="LF000"), timeout=5,
                          metadata=rpc.call_metadata(HRSS, "h", "handler"))
         assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    # The receiving node's intake is down: the holder still answers the case, and says clearly that
+    # identity cannot be had right now (503, nothing half-shown) instead of failing with a 500.
+    fed.node(BUREAU).stop(only=("intake",))
+    st, err = fed.client(HRSS, "handler").get(f"/api/v1/cases/{r['case_id']}?identity=true")
+    assert st == 503 and err["error"]["code"] == "unavailable" and "身份信息暂不可得" in err["error"]["message"], err
+    st, plain = fed.client(HRSS, "handler").get(f"/api/v1/cases/{r['case_id']}")
+    assert st == 200 and plain["holder"] == HRSS and plain["petitioners"] is None

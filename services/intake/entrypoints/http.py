@@ -3,6 +3,7 @@
 import asyncio
 from typing import Annotated
 
+import grpc
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -14,7 +15,7 @@ from services.intake.entrypoints.audit import ReadTrail
 from shared import rpc
 from shared.db.base import utcnow
 from shared.db.plumbing import audit
-from shared.errors import Forbidden, NotFound
+from shared.errors import Forbidden, NotFound, Unavailable
 from shared.pb import case_pb2, case_pb2_grpc
 from shared.web import Principal, RateLimiter, authenticate
 
@@ -51,14 +52,14 @@ def build_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
                     raise NotFound(f"案件 {case_id} 不存在或未与本机构共享 (not found)")
                 view = handlers.case_view(s, rt.directory, case, utcnow())
                 view["petitioners"] = None
-                if include_identity and handlers.may_see_identity(rt.agency, case.state, rt.agency, who.role):
-                    if case.state["origin"] == rt.agency:
-                        view["petitioners"] = handlers.identity(s, ctx.cipher, case_id)
-                        audit(s, agency=rt.agency, actor=who.user, action="identity.read", object_id=case_id)
-                return view, case.state["origin"]
+                authorised = include_identity and handlers.may_see_identity(rt.agency, case.state, rt.agency, who.role)
+                if authorised and case.state["origin"] == rt.agency:
+                    view["petitioners"] = handlers.identity(s, ctx.cipher, case_id)
+                    audit(s, agency=rt.agency, actor=who.user, action="identity.read", object_id=case_id)
+                return view, case.state["origin"], authorised
 
-        view, origin = await asyncio.to_thread(read)
-        if include_identity and view["petitioners"] is None and origin != rt.agency:
+        view, origin, authorised = await asyncio.to_thread(read)
+        if authorised and origin != rt.agency:  # the receiving node decides again on its own view
             view["petitioners"] = await _remote_identity(rt, origin, case_id, who)
         if case_reads.due(who.user, case_id):  # the read of case data is on record before it is answered
             try:
@@ -95,10 +96,16 @@ async def _remote_identity(rt, origin: str, case_id: str, who: Principal) -> lis
     entry = rt.directory.get(origin)
     if entry is None or not entry.grpc.get("intake"):
         return None
-    async with rpc.channel(entry.grpc.get("intake"), rt.cfg.tls) as ch:
-        reply = await case_pb2_grpc.CaseServiceStub(ch).GetCase(
-            case_pb2.GetCaseRequest(case_id=case_id), timeout=rpc.DEFAULT_DEADLINE_S,
-            metadata=rpc.call_metadata(rt.agency, who.user, who.role))
+    try:
+        async with rpc.channel(entry.grpc.get("intake"), rt.cfg.tls) as ch:
+            reply = await case_pb2_grpc.CaseServiceStub(ch).GetCase(
+                case_pb2.GetCaseRequest(case_id=case_id), timeout=rpc.DEFAULT_DEADLINE_S,
+                metadata=rpc.call_metadata(rt.agency, who.user, who.role))
+    except grpc.aio.AioRpcError as e:
+        if e.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
+            return None  # the receiving node does not (yet) see this body as handling the case: no identity
+        raise Unavailable(f"受理机构节点 {origin} 暂时无法访问，信访人身份信息暂不可得，请稍后重试 "
+                          f"(the receiving node is unreachable: identity unavailable, retry later)") from None
     if not reply.identity_disclosed:
         return None
     await asyncio.to_thread(rt.db.run, lambda s: audit(s, agency=rt.agency, actor=who.user, action="identity.read",
