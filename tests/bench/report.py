@@ -21,7 +21,8 @@ def table(result: dict) -> str:
               f"baseline GET /healthz     {result['baseline_http_per_s']:8.1f} req/s  ({result['concurrency']} clients)",
               f"intake POST /petitions    {result['intake_per_s']:8.1f} req/s  ratio {result['intake_to_baseline']:.2f}"
               f"  (target ≥ 0.4: {'met' if t['intake_vs_baseline']['met'] else 'NOT met'})",
-              f"e2e at {result['e2e_step_per_s']}/s            p50 {_f(result['e2e_p50_ms'])} ms, "
+              f"e2e at {result['e2e_step_per_s']}/s{'' if result.get('e2e_step_kept_up', True) else ' (not kept up)'}"
+              f"            p50 {_f(result['e2e_p50_ms'])} ms, "
               f"p99 {_f(result['e2e_p99_ms'])} ms  (target p99 ≤ 300 at 200/s: "
               f"{'met' if t['e2e_p99_at_200'] ['met'] else 'NOT met'})",
               f"lost                      {result['lost']}  (target 0: {'met' if t['lost']['met'] else 'NOT met'})",
@@ -35,6 +36,25 @@ def table(result: dict) -> str:
     for name, p in sorted(result["processes"].items(), key=lambda kv: -kv[1].get("cpu_s", 0)):
         lines.append(f"{name:<26} {p.get('cpu_s', 0):>7.1f} {p.get('cpu_pct_by_phase', {}).get('idle', 0):>7.1f} "
                      f"{p.get('peak_rss_mb', 0):>12.0f}")
+    return "\n".join(lines)
+
+
+def scale_table(sc: dict) -> str:
+    """The scale part: each timed request (ms, size, cases in the answer) and the processes' RSS."""
+    if "requests_ms" not in sc:
+        return f"\nscale ({sc.get('cases')} cases): {sc.get('error', 'no figures')}"
+    d = sc["dataset"]
+    lines = ["", f"scale: {sc['cases']} cases in {sc['node']}'s read model over {sc['years']} years "
+             f"(intake.db {d['intake']['mb']} MB, supervision.db {d['supervision']['mb']} MB; "
+             f"{'reused' if d['reused'] else 'made in ' + str(d['seconds']) + ' s'}); services ready in "
+             f"{sc['start_s']} s", "", f"{'request':<24} {'ms':>9} {'status':>6} {'KB':>9} {'cases':>7}"]
+    for name, r in sc["requests_ms"].items():
+        lines.append(f"{name:<24} {_f(r.get('ms'), '{:.1f}'):>9} {str(r.get('status', r.get('error', r.get('skipped')))):>6} "
+                     f"{_f(r.get('kb'), '{:.1f}'):>9} {_f(r.get('cases')):>7}")
+    lines.append("")
+    for svc in sc["rss_at_end"]:
+        lines.append(f"{svc:<12} RSS at start {_f(sc['rss_at_start'][svc]['rss_mb'])} MB, at the end "
+                     f"{_f(sc['rss_at_end'][svc]['rss_mb'])} MB, peak {_f(sc['rss_at_end'][svc]['peak_rss_mb'])} MB")
     return "\n".join(lines)
 
 

@@ -3,10 +3,17 @@
 Starts its own JetStream server and the demo federation (SQLite, auto sign-for on) under var/bench/, then:
   1. baseline   GET /healthz on the county 信访局 intake (510104-xfj), closed loop, N clients;
   2. intake     POST /api/v1/petitions there (劳动社保, distinct petitioners), same client and N;
-  3. steps      open-loop offered load (25, 50, 100, 200 petitions/s), latency submitted → case.signed_for
-                by the county 人社局 (510104-rsj), watched on the bus with a core NATS subscription;
-  4. lost       every 201 must be signed for within a grace period and visible on the 人社局 node.
-Figures are reported, never asserted. The whole run stops by itself well within 4 minutes."""
+  3. steps      open-loop offered load (5, 10, 25, 50, 100, 200 petitions/s, as many as the time budget
+                allows), latency submitted → case.signed_for by the county 人社局 (510104-rsj), watched on
+                the bus with a core NATS subscription; e2e_p50_ms / e2e_p99_ms are those of the highest
+                step the federation kept up with (e2e_step_per_s);
+  4. lost       every 201 must be signed for within a grace period and visible on the 人社局 node;
+  5. scale      (tests/bench/scale.py) the city 信访局's read model with --scale cases (1,000,000 by
+                default; 0 skips it): the dashboard's queries and a case page, timed, with the RSS of the
+                processes. The dataset is made once under var/bench-cache/ (a few minutes for a million
+                cases) and reused by later runs.
+Figures are reported, never asserted. The load part stops by itself within 4 minutes, the scale part
+within 2 more (plus, the first time, making the dataset)."""
 from __future__ import annotations
 
 import argparse
@@ -23,7 +30,7 @@ from pathlib import Path
 
 from shared import federation, ledger
 from shared.launcher import REPO, FederationProcesses, NatsServer
-from tests.bench import load, report
+from tests.bench import load, report, scale
 from tests.bench.procstat import ProcessTable
 from tests.bench.watcher import BusWatcher, Seen
 
@@ -31,7 +38,7 @@ ROOT = REPO / "var" / "bench"
 BUREAU, HRSS = "510104-xfj", "510104-rsj"   # where petitions are lodged; who must sign for them
 WATCHER_USER = "bench"                      # the watcher's NATS user on a secured federation
 START_TIMEOUT_S = 90                        # per node (its processes start together with all the others)
-HARD_LIMIT_S = 215                          # safety net: interrupt ourselves (and clean up) past this
+HARD_LIMIT_S = 235                          # safety net: interrupt ourselves (and clean up) past this
 T0 = time.monotonic()
 
 
@@ -111,7 +118,7 @@ class Bench:
             self.procs.mark("drain", time.monotonic())
             say(f"  → {out['intake_drain']}")
 
-            step_samples: list[tuple[int, list[load.Sample], float, int]] = []
+            step_samples: list[tuple[int, list[load.Sample], float, int, int]] = []
             for rate in a.steps:
                 if self.left() < a.step_seconds + 10:
                     say(f"step {rate}/s skipped: time budget spent")
@@ -122,11 +129,11 @@ class Bench:
                 self.procs.mark(f"step {rate}/s", time.monotonic())
                 cases = [x.case_id for x in samples if x.status == 201]
                 settled = await self.settle(cases, a.settle_seconds, f"step {rate}/s")
-                step_samples.append((rate, samples, slip, started))
+                step_samples.append((rate, samples, slip, started, settled["unsigned"]))
                 say(f"  → {len(cases)} accepted of {started}; {settled['unsigned']} not signed for after "
                     f"{settled['waited_s']} s; generator slip {slip * 1000:.0f} ms")
 
-            all_cases = intake_cases + [x.case_id for _, ss, _, _ in step_samples for x in ss if x.status == 201]
+            all_cases = intake_cases + [x.case_id for _, ss, *_ in step_samples for x in ss if x.status == 201]
             say(f"grace: up to {a.grace_seconds:.0f} s for all {len(all_cases)} cases to be signed for")
             self.deadline = time.monotonic() + a.grace_seconds  # the grace period is not cut by the step budget
             grace = await self.settle(all_cases, a.grace_seconds, "grace")
@@ -140,8 +147,14 @@ class Bench:
                 f"{verify['not_held_by_hrss']} not held by {HRSS}; {len(verify['unchecked'])} left unchecked (time)")
 
         out["steps"] = [self.step_summary(*step) for step in step_samples]
-        head = next((s for s in out["steps"] if s["offered_per_s"] == 200), out["steps"][-1] if out["steps"] else None)
+        # The headline latency is that of the highest step the federation kept up with (answered 90 % of
+        # the offered rate, no errors, every case signed for by the end of the step's settle time): past
+        # that, latency only measures how long the queue grew during the step. None kept up: the lowest.
+        kept_up = [s for s in out["steps"] if s["achieved_per_s"] >= 0.9 * s["offered_per_s"] and not s["errors"]
+                   and not s["unsigned_after_settle"]]
+        head = kept_up[-1] if kept_up else (out["steps"][0] if out["steps"] else None)
         out["e2e_step_per_s"] = head["offered_per_s"] if head else None
+        out["e2e_step_kept_up"] = bool(kept_up)
         out["e2e_p50_ms"] = head["e2e_p50_ms"] if head else None
         out["e2e_p99_ms"] = head["e2e_p99_ms"] if head else None
         unsigned = {c for c in all_cases if not self.signed(c)}
@@ -176,7 +189,8 @@ class Bench:
                 "p50_ms": ms(load.percentile(lat, 50)), "p99_ms": ms(load.percentile(lat, 99)),
                 "error_examples": sorted({f"{x.status} {x.note}" for x in samples if x.status != ok})[:5]}
 
-    def step_summary(self, rate: int, samples: list[load.Sample], slip: float, started: int) -> dict:
+    def step_summary(self, rate: int, samples: list[load.Sample], slip: float, started: int,
+                     unsigned_after_settle: int) -> dict:
         ok = [x for x in samples if x.status == 201]
         http = [x.done - x.sent for x in ok]
         e2e, seg_reg, seg_off, seg_sign, lag = [], [], [], [], []
@@ -205,7 +219,8 @@ class Bench:
                 "http_p50_ms": p(http, 50), "http_p99_ms": p(http, 99),
                 "e2e_p50_ms": p(e2e, 50), "e2e_p90_ms": p(e2e, 90), "e2e_p99_ms": p(e2e, 99),
                 "e2e_max_ms": ms(max(e2e)) if e2e else None,
-                "unsigned": len(ok) - len(e2e), "generator_slip_ms": round(slip * 1000, 1),
+                "unsigned": len(ok) - len(e2e), "unsigned_after_settle": unsigned_after_settle,
+                "generator_slip_ms": round(slip * 1000, 1),
                 "watcher_lag_p50_ms": p(lag, 50),
                 # where the time goes (medians / p99): submit → case.registered on the bus (intake + outbox
                 # relay), → case.offered (routing consumer at the bureau), → case.signed_for (offer
@@ -265,7 +280,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--concurrency", type=int, default=16, help="closed-loop clients (baseline and intake)")
     ap.add_argument("--seconds", type=float, default=10, help="each closed-loop phase")
     ap.add_argument("--idle-seconds", type=float, default=3, help="CPU of the idle federation")
-    ap.add_argument("--steps", default="25,50,100,200", help="offered loads, petitions/s")
+    ap.add_argument("--steps", default="5,10,25,50,100,200", help="offered loads, petitions/s (as many as the budget allows)")
     ap.add_argument("--step-seconds", type=float, default=12)
     ap.add_argument("--pool", type=int, default=256, help="HTTP connections at most (open loop)")
     ap.add_argument("--drain-seconds", type=float, default=30, help="wait for the intake phase's cases")
@@ -273,6 +288,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--grace-seconds", type=float, default=25, help="final wait before a case counts as lost")
     ap.add_argument("--verify-seconds", type=float, default=20)
     ap.add_argument("--budget", type=float, default=150, help="steps and their waits end this many seconds into the run")
+    ap.add_argument("--scale", type=int, default=1_000_000, help="cases in the scale part's read model (0: skip it)")
+    ap.add_argument("--scale-seconds", type=float, default=100, help="the scale part's timed requests")
     a = ap.parse_args()
     a.steps = [int(s) for s in a.steps.split(",") if s.strip()]
     return a
@@ -317,14 +334,48 @@ def secure_bus(nats: NatsServer, fed: federation.Federation) -> dict:
             "inbox_prefix": inbox_prefix(WATCHER_USER)}
 
 
+def time_limit(seconds: float) -> threading.Timer:
+    """Interrupt ourselves (and so clean up) if still running after `seconds`: the safety net."""
+    guard = threading.Timer(seconds, lambda: (say("hard time limit reached: stopping"),
+                                              os.kill(os.getpid(), signal.SIGINT)))
+    guard.daemon = True
+    guard.start()
+    return guard
+
+
 def main() -> None:
     args = parse()
     report.load_matplotlib()  # now rather than under the time limit at the end
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up like Ctrl-C
-    guard = threading.Timer(HARD_LIMIT_S, lambda: (say("hard time limit reached: stopping"),
-                                                   os.kill(os.getpid(), signal.SIGINT)))
-    guard.daemon = True
-    guard.start()
+    result = load_part(args)
+    if args.scale and result is not None:
+        scale_part(args, result)
+
+
+def scale_part(args, result: dict) -> None:
+    """The scale figures go into result.json beside the load figures (written already)."""
+    made = (scale.CACHE / f"cases-{args.scale}" / "dataset.json").exists()
+    guard = time_limit(args.scale_seconds + 120 + (0 if made else 60 + args.scale / 1500))
+    say(f"scale: the city 信访局's read model with {args.scale} cases")
+    for sig in (signal.SIGINT, signal.SIGTERM):  # (the load part ignored them while it cleaned up)
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        result["scale"] = scale.run(ROOT / "scale", scale.CACHE, args.scale, args.scale_seconds)
+    except KeyboardInterrupt:
+        result["scale"] = {"cases": args.scale, "error": "interrupted (time limit or Ctrl-C)"}
+    finally:
+        guard.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+    result["wall_s"] = round(time.monotonic() - T0, 1)
+    (ROOT / "result.json").write_text(json.dumps(result, ensure_ascii=False, indent=2))
+    print(report.scale_table(result["scale"]), flush=True)
+    say(f"wrote {ROOT / 'result.json'} (with the scale figures)")
+
+
+def load_part(args) -> dict | None:
+    guard = time_limit(HARD_LIMIT_S)
+    result = None
     shutil.rmtree(ROOT, ignore_errors=True)  # each run starts from an empty ledger
     ROOT.mkdir(parents=True)
     say(f"starting JetStream and the demo federation ({len(federation.DEMO_NODES)} nodes, SQLite) under {ROOT}")
@@ -373,6 +424,7 @@ def main() -> None:
                 list(pool.map(lambda node: node.stop(), procs.nodes.values()))
         nats.stop()
         say("stopped")
+    return result
 
 
 if __name__ == "__main__":
