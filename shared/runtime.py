@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Coroutine, Iterable
 
@@ -53,6 +54,9 @@ class ServiceRuntime:
 
     async def start(self, grpc_services: Iterable[tuple[object, object, str]] = ()) -> None:
         telemetry.setup(self.service, self.agency)
+        # Threads mostly wait on the database's group commit; more of them let more work share a commit.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64,
+                                                                           thread_name_prefix="lianfang"))
         if self.cfg.tls:
             rpc.check_identity(self.cfg.tls, self.agency)
         await asyncio.to_thread(upgrade_head, self.service_dir, self.own.database)

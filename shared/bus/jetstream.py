@@ -136,8 +136,7 @@ class Bus:
                         msgs = await psub.fetch(batch, timeout=1)
                     except NatsTimeout:
                         continue
-                    for msg in msgs:
-                        await self._deliver(msg, handler)
+                    await self._deliver_batch(msgs, handler)
                 except Exception as e:
                     log.warning("consumer %s: %s", durable, e)
                     await asyncio.sleep(1)
@@ -147,6 +146,19 @@ class Bus:
             if psub is not None and self.nc is not None and not self.nc.is_closed:
                 with contextlib.suppress(Exception):
                     await psub.unsubscribe()
+
+    async def _deliver_batch(self, msgs: list, handler: Handler) -> None:
+        """Cases in parallel, each case's events in ledger order: the handlers' database work for
+        different cases then shares a commit (shared/db/session.py GroupCommit) instead of one each."""
+        by_case: dict[str, list] = {}
+        for msg in msgs:
+            by_case.setdefault(msg.subject.rsplit(".", 1)[-1], []).append(msg)
+
+        async def in_order(case_msgs: list) -> None:
+            for msg in case_msgs:
+                await self._deliver(msg, handler)
+
+        await asyncio.gather(*(in_order(m) for m in by_case.values()))
 
     async def _deliver(self, msg, handler: Handler) -> None:
         try:

@@ -44,8 +44,7 @@ class OutboxRelay:
                                   .order_by(OutboxRow.seq).limit(self.batch)))
 
     def _mark(self, seqs: list[int]) -> None:
-        with self.db.unit_of_work() as s:
-            s.execute(update(OutboxRow).where(OutboxRow.seq.in_(seqs)).values(published_at=utcnow()))
+        self.db.run(lambda s: s.execute(update(OutboxRow).where(OutboxRow.seq.in_(seqs)).values(published_at=utcnow())))
 
     async def relay_once(self) -> int:
         rows = await asyncio.to_thread(self._pending)

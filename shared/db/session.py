@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
+import queue
 import threading
 import time
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
@@ -13,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
+GROUP_MAX = 64  # units of work committed together at most (one SQLite fsync for all of them)
 
 
 def make_engine(url: str) -> Engine:
@@ -21,14 +26,23 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _):
+            dbapi_conn.isolation_level = None  # pysqlite's own BEGIN handling breaks SAVEPOINT: we emit BEGIN
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")  # durable before the desk is answered
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN")
+
         return engine
     return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _transient(e: OperationalError) -> bool:
+    return any(m in str(e) for m in ("could not serialize", "deadlock", "database is locked"))
 
 
 class Database:
@@ -36,9 +50,11 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        sqlite = url.startswith("sqlite")
         # SQLite has one writer at a time, and a blocked writer polls with growing sleeps: under load the
         # service's own threads queue on this lock instead (FIFO-ish, no sleeping). PostgreSQL needs none.
-        self._writer = threading.RLock() if url.startswith("sqlite") else contextlib.nullcontext()
+        self._writer = threading.RLock() if sqlite else contextlib.nullcontext()
+        self._group = GroupCommit(self) if sqlite else None
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
@@ -50,17 +66,104 @@ class Database:
         return self._sessions()
 
     def run(self, work: Callable[[Session], T], attempts: int = 5) -> T:
-        """Run `work` in a unit of work, retrying serialization failures and SQLite lock timeouts."""
+        """Run `work` in a unit of work, retrying serialization failures and SQLite lock timeouts. On
+        SQLite, concurrent callers share one transaction and one fsync (GroupCommit)."""
+        if self._group is not None:
+            return self._group.submit(work).result()
+        return self.run_alone(work, attempts)
+
+    def run_alone(self, work: Callable[[Session], T], attempts: int = 5) -> T:
+        """`work` in a transaction of its own (PostgreSQL; a group of one on SQLite), with retries."""
         for attempt in range(attempts):
             try:
                 with self.unit_of_work() as s:
                     return work(s)
             except OperationalError as e:
-                transient = "could not serialize" in str(e) or "deadlock" in str(e) or "database is locked" in str(e)
-                if not transient or attempt == attempts - 1:
+                if not _transient(e) or attempt == attempts - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
     def dispose(self) -> None:
+        if self._group is not None:
+            self._group.close()
         self.engine.dispose()
+
+
+class GroupCommit:
+    """Group commit for SQLite, whose every COMMIT is an fsync (~10 ms here) taken under its single
+    write lock. Units of work queued by concurrent callers (HTTP requests, consumers of different
+    cases) run one after another on one writer thread, in one transaction, each inside its own
+    SAVEPOINT — one that raises undoes only itself and gets its own exception — and one COMMIT makes
+    them all durable before any caller is answered. Results are handed out only after that commit."""
+
+    def __init__(self, db: Database, attempts: int = 5):
+        self.db, self.attempts = db, attempts
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def submit(self, work: Callable[[Session], T]) -> Future:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("Database.run called from inside a unit of work (it would wait for itself)")
+        if self._thread is None:
+            with self._start:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name="sqlite-group-commit", daemon=True)
+                    self._thread.start()
+        fut: Future = Future()
+        # the caller's context (its trace span above all) goes with the work to the writer thread
+        self._queue.put((functools.partial(contextvars.copy_context().run, work), fut))
+        return fut
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while (first := self._queue.get()) is not None:
+            group = [first]
+            while len(group) < GROUP_MAX:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this group
+                    break
+                group.append(item)
+            self._commit(group)
+
+    def _commit(self, group: list[tuple[Callable, Future]]) -> None:
+        if len(group) == 1:  # the transaction is this caller's alone: no savepoint needed
+            work, fut = group[0]
+            try:
+                fut.set_result(self.db.run_alone(work, self.attempts))
+            except BaseException as e:
+                fut.set_exception(e)
+            return
+        for attempt in range(self.attempts):
+            outcomes: list[tuple[Future, bool, object]] = []
+            try:
+                with self.db.unit_of_work() as s:
+                    for work, fut in group:
+                        try:
+                            with s.begin_nested():
+                                outcomes.append((fut, True, work(s)))
+                        except OperationalError as e:
+                            if _transient(e):
+                                raise  # the whole group is retried
+                            outcomes.append((fut, False, e))
+                        except Exception as e:
+                            outcomes.append((fut, False, e))
+            except OperationalError as e:
+                if _transient(e) and attempt < self.attempts - 1:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                outcomes = [(fut, False, e) for _, fut in group]
+            except BaseException as e:  # the COMMIT itself failed: nothing of the group is durable
+                outcomes = [(fut, False, e) for _, fut in group]
+            for fut, ok, value in outcomes:
+                fut.set_result(value) if ok else fut.set_exception(value)
+            return
