@@ -18,6 +18,7 @@ class RoutingWorker:
     def __init__(self, rt: ServiceRuntime, ctx: handlers.RoutingContext):
         self.rt, self.ctx = rt, ctx
         self.consumer = f"routing-{rt.agency}"
+        self._offers_due = asyncio.Event()  # a reaction staged an offer: deliver it now, not at the next poll
 
     def _react(self, event: Event) -> None:
         self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
@@ -28,19 +29,28 @@ class RoutingWorker:
         if event.type in REACTIONS:
             await asyncio.to_thread(self._react, event)
             self.rt.relay.notify()
+            self._offers_due.set()
 
     async def consume(self) -> None:
         await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop)
 
     async def dispatch(self) -> None:
         while not self.rt.stop.is_set():
+            self._offers_due.clear()
+            due = []
             try:
                 due = await asyncio.to_thread(self.rt.db.run, handlers.due_offers)
                 await asyncio.gather(*(self._deliver(o.case_id, o.attempt, o.target, rc, trace)
                                        for o, rc, trace in due))
             except Exception as e:
                 log.warning("offer dispatcher: %s", e)
-            await asyncio.sleep(0.1 if due else 0.25)
+            if due:
+                await asyncio.sleep(0.1)
+                continue
+            try:  # retries and deadlines are found by polling; new offers wake the dispatcher at once
+                await asyncio.wait_for(self._offers_due.wait(), timeout=0.25)
+            except asyncio.TimeoutError:
+                pass
 
     async def _deliver(self, case_id: str, attempt: int, target: str, rc, trace: dict) -> None:
         with telemetry.tracer().start_as_current_span("AssignmentService/Offer call", context=telemetry.extract(trace),
