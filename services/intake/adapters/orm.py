@@ -28,7 +28,7 @@ class CaseEventRow(Base):
     event_id: Mapped[str] = mapped_column(String(40), unique=True)
     case_id: Mapped[str] = mapped_column(String(40), index=True)
     stream_seq: Mapped[int | None] = mapped_column(Integer)
-    type: Mapped[str] = mapped_column(String(40))
+    type: Mapped[str] = mapped_column(String(40), index=True)  # migration intake_0003
     agency: Mapped[str] = mapped_column(String(60))
     actor: Mapped[str] = mapped_column(String(120))
     time: Mapped[str] = mapped_column(String(40))
