@@ -165,6 +165,13 @@ def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, ba
     return True
 
 
+def unshared_audience(s: Session, case_id: str) -> list[str] | None:
+    """The registration's audience when this node holds the registration but not the case (it only
+    checks repeats against it); None when the case is shared here or unknown."""
+    reg = s.get(RegistrationRow, case_id)
+    return None if reg is None or s.get(CaseRow, case_id) is not None else list(reg.audience)
+
+
 def count_breached_deadlines(s: Session) -> int:
     """Breached statutory deadlines on the cases this node shares: one 责任追究 record per breached clock."""
     return s.scalar(select(func.count()).select_from(CaseEventRow).where(CaseEventRow.type == ledger.ACCOUNTABILITY))

@@ -4,9 +4,10 @@ from __future__ import annotations
 import asyncio
 
 from services.intake import handlers
-from shared import metrics
+from shared import ledger, metrics
 from shared.bus.envelope import Event
 from shared.runtime import ServiceRuntime
+from shared.sharing import NotShared
 
 
 class Projector:
@@ -14,6 +15,7 @@ class Projector:
         self.rt = rt
         self.durable = f"projection-{rt.agency}"
         self.lag = metrics.consumer_lag(self.durable)  # /metrics: lianfang_consumer_lag_events
+        self.not_shared = NotShared(rt.agency)
         metrics.gauge("lianfang_breached_deadlines", "breached statutory deadlines (责任追究 records) on the cases "
                       "this node shares", self._breached)
 
@@ -22,9 +24,18 @@ class Projector:
             return handlers.count_breached_deadlines(s)
 
     def _apply(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
-        return self.rt.db.run(lambda s: handlers.project_event(s, self.rt.agency, event, seq, backfill))
+        def fold(s):
+            return (handlers.project_event(s, self.rt.agency, event, seq, backfill),
+                    handlers.unshared_audience(s, event.case_id))
+        applied, unshared = self.rt.db.run(fold)
+        self.not_shared.learn(event.case_id, unshared)
+        return applied
 
     async def handle(self, event: Event, seq: int) -> None:
+        # 三级终结 reaches every desk's registrations (they decline repeats): never passed over
+        if event.type != ledger.RE_REVIEW_DECIDED and self.not_shared.skip(event):
+            self.lag.applied(seq)
+            return
         if not await asyncio.to_thread(self._apply, event, seq):
             # This node has just come to share the case: fetch the case's whole history, in ledger order.
             for past, past_seq in await self.rt.bus.history(event.case_id):

@@ -6,9 +6,11 @@ import logging
 import uuid
 
 from services.supervision import handlers
+from services.supervision.adapters.orm import SvCase
 from shared import ledger
 from shared.bus.envelope import Event
 from shared.runtime import ServiceRuntime
+from shared.sharing import NotShared
 
 log = logging.getLogger(__name__)
 DURABLE_PREFIX = "supervision"
@@ -19,12 +21,23 @@ class SupervisionWorker:
         self.rt, self.ctx, self.interval_s = rt, ctx, interval_s
         self.durable: str | None = None
         self.ready = asyncio.Event()  # the projection has caught up with the ledger once
+        self.not_shared = NotShared(rt.agency, audience_matters=False)
 
     # --- projection ---
     def _apply(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
-        return self.rt.db.run(lambda s: handlers.project_event(s, self.ctx, event, seq, backfill))
+        def fold(s):
+            applied = handlers.project_event(s, self.ctx, event, seq, backfill)
+            return applied, applied and s.get(SvCase, event.case_id) is None
+        applied, unshared = self.rt.db.run(fold)
+        self.not_shared.learn(event.case_id, event.audience if unshared else None)
+        return applied
 
     async def handle(self, event: Event, seq: int) -> None:
+        if event.type == ledger.REGISTERED and self.rt.agency not in event.audience:
+            self.not_shared.learn(event.case_id, event.audience)  # a new case, not shared with this node
+            return
+        if self.not_shared.skip(event):
+            return
         if await asyncio.to_thread(self._apply, event, seq):
             return
         # This node has just come to share the case (e.g. it is the 复查 body): replay its history.
