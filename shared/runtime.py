@@ -33,6 +33,7 @@ class ServiceRuntime:
         self.relay = OutboxRelay(self.db, self.bus)
         self.stop = asyncio.Event()
         self.grpc_server = None
+        self.channels = rpc.Channels(cfg.tls)  # to other nodes' gRPC servers, kept open between calls
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -73,6 +74,7 @@ class ServiceRuntime:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.channels.close()
         await self.bus.close()
         self.db.dispose()
 

@@ -97,10 +97,10 @@ async def _remote_identity(rt, origin: str, case_id: str, who: Principal) -> lis
     if entry is None or not entry.grpc.get("intake"):
         return None
     try:
-        async with rpc.channel(entry.grpc.get("intake"), rt.cfg.tls) as ch:
-            reply = await case_pb2_grpc.CaseServiceStub(ch).GetCase(
-                case_pb2.GetCaseRequest(case_id=case_id), timeout=rpc.DEFAULT_DEADLINE_S,
-                metadata=rpc.call_metadata(rt.agency, who.user, who.role))
+        ch = rt.channels.get(entry.grpc.get("intake"))
+        reply = await case_pb2_grpc.CaseServiceStub(ch).GetCase(
+            case_pb2.GetCaseRequest(case_id=case_id), timeout=rpc.DEFAULT_DEADLINE_S,
+            metadata=rpc.call_metadata(rt.agency, who.user, who.role))
     except grpc.aio.AioRpcError as e:
         if e.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
             return None  # the receiving node does not (yet) see this body as handling the case: no identity

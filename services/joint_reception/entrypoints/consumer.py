@@ -73,10 +73,10 @@ class CentreWorker:
             addr = entry.grpc.get("joint_reception") if entry else None
             if not addr:
                 raise ConnectionError(f"{agency} 没有联合接访服务地址 (no joint_reception address in the directory)")
-            async with rpc.channel(addr, self.rt.cfg.tls) as ch:
-                reply = await pb_grpc.JointReceptionServiceStub(ch).Invite(
-                    req, timeout=self.ctx.cfg.offer_timeout_s,
-                    metadata=rpc.call_metadata(self.rt.agency, sess.opened_by, "clerk"))
+            ch = self.rt.channels.get(addr)
+            reply = await pb_grpc.JointReceptionServiceStub(ch).Invite(
+                req, timeout=self.ctx.cfg.offer_timeout_s,
+                metadata=rpc.call_metadata(self.rt.agency, sess.opened_by, "clerk"))
             answer = _ANSWERS.get(reply.answer, "pending")
             await asyncio.to_thread(self.rt.db.run, lambda s: handlers.invitation_delivered(
                 s, sess.id, agency, answer, reply.reason or None))

@@ -343,8 +343,8 @@ def build_router(rt, ctx: handlers.CentreContext) -> APIRouter:
         addr = entry.grpc.get("joint_reception") if entry else None
         if not addr:
             return None
-        async with rpc.channel(addr, rt.cfg.tls) as ch:
-            return await call(pb_grpc.JointReceptionServiceStub(ch))
+        ch = rt.channels.get(addr)
+        return await call(pb_grpc.JointReceptionServiceStub(ch))
 
     @router.get("/api/v1/window", responses=ERRORS,
                 summary="本机构窗口 this agency's windows in the centres of its division and above")

@@ -66,10 +66,10 @@ class LegalWorker:
             addr = entry.grpc.get("legal_referral") if entry else None
             if not addr:
                 raise LookupError(f"{target} has no legal_referral gRPC address in the directory")
-            async with rpc.channel(addr, self.rt.cfg.tls) as ch:
-                await referral_pb2_grpc.LegalReferralServiceStub(ch).Refer(
-                    req, timeout=self.ctx.cfg.offer_timeout_s,
-                    metadata=rpc.call_metadata(self.rt.agency, "legal_referral", "handler"))
+            ch = self.rt.channels.get(addr)
+            await referral_pb2_grpc.LegalReferralServiceStub(ch).Refer(
+                req, timeout=self.ctx.cfg.offer_timeout_s,
+                metadata=rpc.call_metadata(self.rt.agency, "legal_referral", "handler"))
             await asyncio.to_thread(self.rt.db.run, lambda s: handlers.referral_delivered(s, ref_id))
         except Exception as e:  # receiving node down or slow: the referring node keeps the case; retry
             log.info("referral %s to %s not delivered: %s", ref_id, target, e)

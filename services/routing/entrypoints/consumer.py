@@ -65,10 +65,10 @@ class RoutingWorker:
                                           audience=rc.audience, rule=decision["rule"], reason=decision["reason"],
                                           skipped_level="skipped_level" in decision["flags"])
         try:
-            async with rpc.channel(entry.grpc["routing"], self.rt.cfg.tls) as ch:
-                await assignment_pb2_grpc.AssignmentServiceStub(ch).Offer(
-                    req, timeout=self.ctx.cfg.offer_timeout_s, metadata=rpc.call_metadata(self.rt.agency, "routing",
-                                                                                          "handler"))
+            ch = self.rt.channels.get(entry.grpc["routing"])
+            await assignment_pb2_grpc.AssignmentServiceStub(ch).Offer(
+                req, timeout=self.ctx.cfg.offer_timeout_s, metadata=rpc.call_metadata(self.rt.agency, "routing",
+                                                                                      "handler"))
             await asyncio.to_thread(self.rt.db.run, lambda s: handlers.offer_delivered(s, case_id, attempt))
         except Exception as e:  # target down or slow: 首问 node keeps the case; retry with backoff
             await asyncio.to_thread(self.rt.db.run, lambda s: handlers.offer_failed(s, self.ctx, case_id, attempt, str(e)))
