@@ -16,6 +16,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import metrics
+
 T = TypeVar("T")
 GROUP_MAX = 64  # units of work committed together at most (one SQLite fsync for all of them)
 
@@ -134,6 +136,8 @@ class GroupCommit:
                     break
                 group.append(item)
             self._commit(group)
+            metrics.inc("lianfang_db_commits_total", "SQLite transactions committed by the group-commit writer")
+            metrics.inc("lianfang_db_units_of_work_total", "units of work those commits carried", len(group))
 
     def _commit(self, group: list[tuple[Callable, Future]]) -> None:
         if len(group) == 1:  # the transaction is this caller's alone: no savepoint needed
