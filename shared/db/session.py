@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import itertools
 import queue
 import threading
 import time
@@ -20,6 +21,12 @@ from shared import metrics
 
 T = TypeVar("T")
 GROUP_MAX = 64  # units of work committed together at most (one SQLite fsync for all of them)
+
+# Work a service does in the background (catching up on the ledger) rather than for a waiting caller:
+# the bus consumer sets it for its whole task. On SQLite's single writer, waiting callers go first, so a
+# clerk's registration does not queue behind a node's backlog of projections.
+BACKGROUND: contextvars.ContextVar[bool] = contextvars.ContextVar("lianfang_background_work", default=False)
+URGENT, LATER, STOP = 0, 1, 2
 
 
 def make_engine(url: str) -> Engine:
@@ -101,7 +108,8 @@ class GroupCommit:
 
     def __init__(self, db: Database, attempts: int = 5):
         self.db, self.attempts = db, attempts
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()  # first come, first served within a priority
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
@@ -115,26 +123,27 @@ class GroupCommit:
                     self._thread.start()
         fut: Future = Future()
         # the caller's context (its trace span above all) goes with the work to the writer thread
-        self._queue.put((functools.partial(contextvars.copy_context().run, work), fut))
+        self._queue.put((LATER if BACKGROUND.get() else URGENT, next(self._order),
+                         (functools.partial(contextvars.copy_context().run, work), fut)))
         return fut
 
     def close(self) -> None:
         if self._thread is not None:
-            self._queue.put(None)
+            self._queue.put((STOP, next(self._order), None))  # after the work queued before it
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        while (first := self._queue.get()) is not None:
+        while (first := self._queue.get()[2]) is not None:
             group = [first]
             while len(group) < GROUP_MAX:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
-                    self._queue.put(None)  # stop after this group
+                if item[2] is None:
+                    self._queue.put(item)  # stop after this group
                     break
-                group.append(item)
+                group.append(item[2])
             self._commit(group)
             metrics.inc("lianfang_db_commits_total", "SQLite transactions committed by the group-commit writer")
             metrics.inc("lianfang_db_units_of_work_total", "units of work those commits carried", len(group))

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import event, text
 
-from shared.db.session import Database
+from shared.db.session import BACKGROUND, Database
 
 
 @pytest.fixture
@@ -63,6 +63,29 @@ def test_an_integrity_error_is_the_failing_callers_alone(db):
 def test_a_unit_of_work_may_not_wait_for_itself(db):
     with pytest.raises(RuntimeError, match="inside a unit of work"):
         db.run(lambda s: db.run(lambda s2: 1))
+
+
+def test_waiting_callers_go_before_background_work(db):
+    """A clerk's unit of work does not queue behind a consumer's backlog (BACKGROUND)."""
+    gate, started, order = threading.Event(), threading.Event(), []
+
+    def blocker(s):
+        started.set()
+        gate.wait(5)
+
+    def record(name):
+        return lambda s: order.append(name)
+
+    first = db._group.submit(blocker)
+    assert started.wait(5)  # the writer is busy: what follows queues
+    background = contextvars.copy_context()
+    background.run(BACKGROUND.set, True)
+    later = [background.run(db._group.submit, record(f"projection {i}")) for i in range(3)]
+    urgent = db._group.submit(record("registration"))
+    gate.set()
+    for f in [first, urgent, *later]:
+        f.result(5)
+    assert order == ["registration", "projection 0", "projection 1", "projection 2"]
 
 
 def test_the_work_runs_in_its_callers_context(db):
