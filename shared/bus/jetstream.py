@@ -1,5 +1,5 @@
 """JetStream client: connection that survives a down server, the ledger stream, publish with
-Nats-Msg-Id de-duplication, durable pull consumers with explicit ack, and per-case history.
+Nats-Msg-Id de-duplication, durable pull consumers acknowledged after commit, and per-case history.
 
 A node connects as its own NATS user (user = agency id) over TLS; `permissions()` is what that user
 may do, and the server enforces it (shared/launcher.py writes it into the server config)."""
@@ -18,6 +18,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from shared import telemetry
 from shared.bus.envelope import SUBJECT_ROOT, Event, case_history_filter
 from shared.config import BusConfig, TlsConfig
+from shared.db.session import BACKGROUND
 
 log = logging.getLogger(__name__)
 
@@ -121,22 +122,26 @@ class Bus:
         return ack.seq
 
     async def consume(self, durable: str, handler: Handler, stop: asyncio.Event, batch: int = 100) -> None:
-        """Durable pull consumer on every case event; ack after the handler committed."""
+        """Durable pull consumer on every case event; acknowledged after the handler committed. Its work
+        is background work (shared.db.session.BACKGROUND): a waiting caller's unit of work goes first."""
+        BACKGROUND.set(True)  # this task and the tasks it starts
         await self.connected.wait()
-        psub = None
+        psub, ack_all = None, False
         try:
             while not stop.is_set():
                 try:
                     if psub is None:
                         psub = await self.js.pull_subscribe(
                             f"{SUBJECT_ROOT}.>", durable=durable, stream=self.cfg.stream,
-                            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=10000),
+                            config=ConsumerConfig(ack_policy=AckPolicy.ALL, ack_wait=60, max_ack_pending=10000),
                             inbox_prefix=f"{self.inbox}.".encode())
+                        # a consumer made by an earlier release keeps its explicit acks (a policy cannot change)
+                        ack_all = (await psub.consumer_info()).config.ack_policy == AckPolicy.ALL
                     try:
                         msgs = await psub.fetch(batch, timeout=1)
                     except NatsTimeout:
                         continue
-                    await self._deliver_batch(msgs, handler)
+                    await self._deliver_batch(msgs, handler, ack_all)
                 except Exception as e:
                     log.warning("consumer %s: %s", durable, e)
                     await asyncio.sleep(1)
@@ -147,30 +152,49 @@ class Bus:
                 with contextlib.suppress(Exception):
                     await psub.unsubscribe()
 
-    async def _deliver_batch(self, msgs: list, handler: Handler) -> None:
+    async def _deliver_batch(self, msgs: list, handler: Handler, ack_all: bool = False) -> None:
         """Cases in parallel, each case's events in ledger order: the handlers' database work for
-        different cases then shares a commit (shared/db/session.py GroupCommit) instead of one each."""
+        different cases then shares a commit (shared/db/session.py GroupCommit) instead of one each.
+
+        With ack_all one ack covers the batch up to its first failure; that message and every later one
+        are redelivered (handlers are idempotent, so those that had succeeded change nothing again)."""
         by_case: dict[str, list] = {}
         for msg in msgs:
             by_case.setdefault(msg.subject.rsplit(".", 1)[-1], []).append(msg)
+        outcome: dict[int, str] = {}
 
         async def in_order(case_msgs: list) -> None:
+            failed = False
             for msg in case_msgs:
-                await self._deliver(msg, handler)
+                # after a failure the case's later events wait for it: they are redelivered after it
+                outcome[id(msg)] = result = "retry" if failed else await self._deliver(msg, handler)
+                failed = result == "retry"
+                if not ack_all and result != "term":  # (a terminated message is already answered)
+                    await (msg.ack() if result == "done" else msg.nak(delay=1))
 
         await asyncio.gather(*(in_order(m) for m in by_case.values()))
+        if not ack_all:
+            return
+        failed = next((i for i, m in enumerate(msgs) if outcome[id(m)] == "retry"), len(msgs))
+        if failed:  # (raw: nats.py refuses to ack a message it terminated, yet the ack covers those before it)
+            await self.nc.publish(msgs[failed - 1].reply, b"+ACK")
+        for msg in msgs[failed:]:
+            if outcome[id(msg)] != "term":
+                await msg.nak(delay=1)
 
-    async def _deliver(self, msg, handler: Handler) -> None:
+    async def _deliver(self, msg, handler: Handler) -> str:
+        """Run the handler on one message: "done", "retry" (transient failure) or "term" (terminated: a
+        malformed or forged event, never to be delivered again)."""
         try:
             event = Event.from_json(msg.data)
         except (ValueError, TypeError) as e:
             log.error("poison message on %s terminated: %s", msg.subject, e)
             await msg.term()
-            return
+            return "term"
         if not published_by_claimant(msg.subject, event):
             log.error("event %s on %s claims agency %s: forged envelope terminated", event.id, msg.subject, event.agency)
             await msg.term()
-            return
+            return "term"
         try:
             # the publish span's context travels in the message headers (shared/bus/outbox.py); events
             # published without one continue the trace they were staged in
@@ -181,12 +205,11 @@ class Bus:
         except PoisonEvent as e:
             log.error("event %s terminated: %s", event.id, e)
             await msg.term()
-            return
+            return "term"
         except Exception as e:  # transient (database busy...): redeliver later
             log.warning("event %s failed, redelivering: %s", event.id, e)
-            await msg.nak(delay=1)
-            return
-        await msg.ack()
+            return "retry"
+        return "done"
 
     async def history(self, case_id: str) -> list[tuple[Event, int]]:
         """Every event of one case, in ledger order (for a node that comes to share a case late)."""

@@ -1,0 +1,120 @@
+"""Bus.consume against a real nats-server: one acknowledgement per batch, and a transient failure in
+the middle of a batch loses nothing and reorders nothing within a case."""
+from __future__ import annotations
+
+import asyncio
+
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from shared.bus.envelope import Event
+from shared.bus.jetstream import Bus
+from shared.config import BusConfig
+
+CASES = ("C-A", "C-B", "C-C")
+
+
+def _events(n_per_case: int = 5) -> list[Event]:
+    """Interleaved: A1 B1 C1 A2 B2 C2 …"""
+    return [Event(case_id=case, type="test.step", agency="510104-xfj", actor="t", payload={"n": i}, audience=[])
+            for i in range(n_per_case) for case in CASES]
+
+
+async def _publish(bus: Bus, events: list[Event]) -> None:
+    for ev in events:
+        await bus.publish(ev.subject, ev.to_json().encode(), {"Nats-Msg-Id": ev.id})
+
+
+async def _drain(url: str, durable: str, events: list[Event], fail_once: set[str]) -> tuple[list[Event], list[str]]:
+    """Consume until every event was handled successfully; returns (successes in order, attempts)."""
+    bus, stop = Bus(BusConfig(url=url), "test"), asyncio.Event()
+    await bus.connect(stop)
+    done: list[Event] = []
+    attempts: list[str] = []
+    failed: set[str] = set()
+
+    async def handler(ev: Event, seq: int) -> None:
+        attempts.append(ev.id)
+        if ev.id in fail_once and ev.id not in failed:
+            failed.add(ev.id)
+            raise RuntimeError("database busy (test)")
+        if ev.id not in {d.id for d in done}:  # an idempotent handler: a redelivery changes nothing
+            done.append(ev)
+        if len(done) == len(events):
+            stop.set()
+
+    if events:
+        await _publish(bus, events)
+    task = asyncio.create_task(bus.consume(durable, handler, stop, batch=100))
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=30)
+    finally:
+        stop.set()
+        await task
+        for _ in range(50):  # the server applies acks asynchronously
+            info = await bus.js.consumer_info(bus.cfg.stream, durable)
+            if info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.1)
+        await bus.close()
+    assert info.num_ack_pending == 0 and info.num_pending == 0, info  # everything acknowledged
+    return done, attempts
+
+
+def test_one_ack_per_batch_and_a_failure_mid_batch_is_redelivered_in_case_order(nats):
+    events = _events()
+    failing = events[4]  # B2, in the middle of the first batch
+    done, attempts = asyncio.run(_drain(nats.url, "acks-all", events, fail_once={failing.id}))
+
+    assert {d.id for d in done} == {e.id for e in events}
+    for case in CASES:  # each case's events succeeded in ledger order, the redelivered one included
+        assert [d.payload["n"] for d in done if d.case_id == case] == list(range(5))
+    assert attempts.count(failing.id) == 2
+    assert len(attempts) > len(events)  # what followed the failure came again (and changed nothing)
+
+    async def again():  # the consumer was created acknowledging the whole batch at once …
+        bus, stop = Bus(BusConfig(url=nats.url), "test"), asyncio.Event()
+        await bus.connect(stop)
+        info = await bus.js.consumer_info(bus.cfg.stream, "acks-all")
+        await bus.close()
+        return info.config.ack_policy
+    assert asyncio.run(again()) == AckPolicy.ALL
+    # … and a restarted consumer finds nothing left to deliver
+    assert asyncio.run(_drain_nothing(nats.url, "acks-all")) == []
+
+
+async def _drain_nothing(url: str, durable: str) -> list[str]:
+    bus, stop = Bus(BusConfig(url=url), "test"), asyncio.Event()
+    await bus.connect(stop)
+    seen: list[str] = []
+
+    async def handler(ev: Event, seq: int) -> None:
+        seen.append(ev.id)
+
+    task = asyncio.create_task(bus.consume(durable, handler, stop))
+    await asyncio.sleep(2.5)  # two fetch timeouts: anything still pending would have come
+    stop.set()
+    await task
+    await bus.close()
+    return seen
+
+
+def test_a_consumer_from_an_earlier_release_keeps_explicit_acks(nats):
+    """A durable consumer made with explicit acks (earlier releases) cannot change policy: each message
+    is still acknowledged on its own, and a failure redelivers only itself."""
+    events = _events(3)
+
+    async def precreate():
+        bus, stop = Bus(BusConfig(url=nats.url), "test"), asyncio.Event()
+        await bus.connect(stop)
+        await bus.js.add_consumer(bus.cfg.stream, ConsumerConfig(durable_name="acks-explicit",
+                                                                 ack_policy=AckPolicy.EXPLICIT, ack_wait=60,
+                                                                 filter_subject="lf.ev.>"))
+        await bus.close()
+
+    asyncio.run(precreate())
+    failing = events[1]
+    done, attempts = asyncio.run(_drain(nats.url, "acks-explicit", events, fail_once={failing.id}))
+    assert {d.id for d in done} == {e.id for e in events}
+    assert attempts.count(failing.id) == 2
+    assert len(attempts) == len(events) + 1  # only the failed message came again
+    assert asyncio.run(_drain_nothing(nats.url, "acks-explicit")) == []
