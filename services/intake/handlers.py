@@ -131,26 +131,41 @@ def _decline_repeat(s: Session, ctx: IntakeContext, earlier: RegistrationRow, p:
             "reason": ledger.TERMINATED_REPEAT_REASON}
 
 
+@dataclass
+class Folded:
+    applied: bool  # False: the node has just come to share the case without its history (see project_event)
+    unshared: list[str] | None  # the registration's audience when this node holds it but not the case
+
+
 def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backfill: bool = False) -> bool:
     """Fold one ledger event into this node's read model. Idempotent. Returns False when the event is
     for a case this node has just come to share without its history (the caller then replays that
     history with backfill=True: earlier events count as shared although they were not addressed here)."""
-    if s.scalar(select(CaseEventRow.pos).where(CaseEventRow.event_id == ev.id)) is not None:
-        return True
-    if ev.type == ledger.REGISTERED and s.get(RegistrationRow, ev.case_id) is None:
+    return fold_event(s, agency, ev, stream_seq, backfill).applied
+
+
+def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backfill: bool = False) -> Folded:
+    """project_event, also telling the consumer whether the case is one this node only keeps the
+    registration of (shared.sharing.NotShared then passes over its further events)."""
+    case = s.get(CaseRow, ev.case_id)
+    # event rows exist only for cases this node holds, so only then can the event be a replay
+    if case is not None and s.scalar(select(CaseEventRow.pos).where(CaseEventRow.event_id == ev.id)) is not None:
+        return Folded(True, None)
+    reg = s.get(RegistrationRow, ev.case_id)
+    if ev.type == ledger.REGISTERED and reg is None:
         p = ev.payload
-        s.add(RegistrationRow(case_id=ev.case_id, pseudonym=p.get("petitioner_pseudonym"), category=p.get("category"),
-                              division=p["division"], text=p["title"] + p["content"], audience=ev.audience))
-    elif ev.type != ledger.REGISTERED and (reg := s.get(RegistrationRow, ev.case_id)) is not None:
+        reg = RegistrationRow(case_id=ev.case_id, pseudonym=p.get("petitioner_pseudonym"), category=p.get("category"),
+                              division=p["division"], text=p["title"] + p["content"], audience=ev.audience)
+        s.add(reg)
+    elif ev.type != ledger.REGISTERED and reg is not None:
         if not set(ev.audience) <= set(reg.audience):
             reg.audience = sorted(set(reg.audience) | set(ev.audience))
         if ev.type == ledger.RE_REVIEW_DECIDED and not reg.terminated_at:
             reg.terminated_at = ev.time  # every desk declines repeats of it from now on (三级终结)
-    case = s.get(CaseRow, ev.case_id)
     if case is None and agency not in ev.audience and not backfill:
-        return True  # not shared with this node
+        return Folded(True, list(reg.audience) if reg is not None else None)  # not shared with this node
     if case is None and ev.type != ledger.REGISTERED:
-        return False
+        return Folded(False, None)
     state = ledger.apply(case.state if case else None, asdict(ev))
     if case is None:
         case = CaseRow(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time))
@@ -162,14 +177,7 @@ def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, ba
     if code_hash := ev.payload.get("query_code_hash"):
         if s.get(QueryCodeRow, code_hash) is None:
             s.add(QueryCodeRow(code_hash=code_hash, case_id=ev.case_id))
-    return True
-
-
-def unshared_audience(s: Session, case_id: str) -> list[str] | None:
-    """The registration's audience when this node holds the registration but not the case (it only
-    checks repeats against it); None when the case is shared here or unknown."""
-    reg = s.get(RegistrationRow, case_id)
-    return None if reg is None or s.get(CaseRow, case_id) is not None else list(reg.audience)
+    return Folded(True, None)
 
 
 def count_breached_deadlines(s: Session) -> int:

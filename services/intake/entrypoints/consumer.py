@@ -24,12 +24,9 @@ class Projector:
             return handlers.count_breached_deadlines(s)
 
     def _apply(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
-        def fold(s):
-            return (handlers.project_event(s, self.rt.agency, event, seq, backfill),
-                    handlers.unshared_audience(s, event.case_id))
-        applied, unshared = self.rt.db.run(fold)
-        self.not_shared.learn(event.case_id, unshared)
-        return applied
+        folded = self.rt.db.run(lambda s: handlers.fold_event(s, self.rt.agency, event, seq, backfill))
+        self.not_shared.learn(event.case_id, folded.unshared)
+        return folded.applied
 
     async def handle(self, event: Event, seq: int) -> None:
         # 三级终结 reaches every desk's registrations (they decline repeats): never passed over
