@@ -21,6 +21,7 @@ from shared.errors import LianfangError, TooMany, Unauthenticated
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
+DRAIN_BYTES = 4 * 1024 * 1024  # an oversized body up to this is read and dropped before the 413 (see BodyLimit)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ class BodyLimit(BaseHTTPMiddleware):
             return _nul("query")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            if int(declared) <= DRAIN_BYTES:
+                # read (and drop) the rest first: answering while the client still sends makes the closing
+                # socket reset the connection, and the client sees an error instead of this answer
+                async for _ in request.stream():
+                    pass
             return JSONResponse({"error": {"code": "too_large", "message":
                                  f"请求体过大，上限 {MAX_BODY_BYTES} 字节 (body larger than {MAX_BODY_BYTES} bytes)"}},
                                 status_code=413)
