@@ -17,6 +17,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 
 from shared import telemetry
 from shared.bus.envelope import SUBJECT_ROOT, Event, case_history_filter
+from shared.bus.pull import ConsumerGone, Puller
 from shared.config import BusConfig, TlsConfig
 from shared.db.session import BACKGROUND
 
@@ -126,31 +127,37 @@ class Bus:
         is background work (shared.db.session.BACKGROUND): a waiting caller's unit of work goes first."""
         BACKGROUND.set(True)  # this task and the tasks it starts
         await self.connected.wait()
-        psub, ack_all = None, False
+        puller, ack_all = None, False
         try:
             while not stop.is_set():
                 try:
-                    if psub is None:
-                        psub = await self.js.pull_subscribe(
-                            f"{SUBJECT_ROOT}.>", durable=durable, stream=self.cfg.stream,
-                            config=ConsumerConfig(ack_policy=AckPolicy.ALL, ack_wait=60, max_ack_pending=10000),
-                            inbox_prefix=f"{self.inbox}.".encode())
-                        # a consumer made by an earlier release keeps its explicit acks (a policy cannot change)
-                        ack_all = (await psub.consumer_info()).config.ack_policy == AckPolicy.ALL
-                    try:
-                        msgs = await psub.fetch(batch, timeout=1)
-                    except NatsTimeout:
-                        continue
-                    await self._deliver_batch(msgs, handler, ack_all)
+                    if puller is None:
+                        ack_all = await self._durable_consumer(durable)
+                        puller = await Puller(self.nc, self.cfg.stream, durable, self.inbox).start()
+                    msgs = await puller.next_batch(batch, wait=1)
+                    if msgs:
+                        await self._deliver_batch(msgs, handler, ack_all)
                 except Exception as e:
                     log.warning("consumer %s: %s", durable, e)
+                    if puller is not None and isinstance(e, ConsumerGone):
+                        await puller.stop()
+                        puller = None
                     await asyncio.sleep(1)
         finally:
-            # The durable consumer stays on the server; only our inbox subscription goes. Left in place,
-            # nats.py's drain() on close waits for it forever (its pending queue never joins).
-            if psub is not None and self.nc is not None and not self.nc.is_closed:
+            if puller is not None and self.nc is not None and not self.nc.is_closed:
                 with contextlib.suppress(Exception):
-                    await psub.unsubscribe()
+                    await puller.stop()
+
+    async def _durable_consumer(self, durable: str) -> bool:
+        """Make the durable consumer unless it exists; True when it acknowledges batches (AckPolicy.ALL).
+        A consumer made by an earlier release keeps its explicit acks (a policy cannot change)."""
+        try:
+            info = await self.js.consumer_info(self.cfg.stream, durable)
+        except nats.js.errors.NotFoundError:
+            info = await self.js.add_consumer(self.cfg.stream, ConsumerConfig(
+                durable_name=durable, filter_subject=f"{SUBJECT_ROOT}.>", deliver_policy=DeliverPolicy.ALL,
+                ack_policy=AckPolicy.ALL, ack_wait=60, max_ack_pending=10000))
+        return info.config.ack_policy == AckPolicy.ALL
 
     async def _deliver_batch(self, msgs: list, handler: Handler, ack_all: bool = False) -> None:
         """Cases in parallel, each case's events in ledger order: the handlers' database work for

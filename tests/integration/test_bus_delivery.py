@@ -8,6 +8,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from shared.bus.envelope import Event
 from shared.bus.jetstream import Bus
+from shared.bus.pull import Puller
 from shared.config import BusConfig
 
 CASES = ("C-A", "C-B", "C-C")
@@ -118,3 +119,27 @@ def test_a_consumer_from_an_earlier_release_keeps_explicit_acks(nats):
     assert attempts.count(failing.id) == 2
     assert len(attempts) == len(events) + 1  # only the failed message came again
     assert asyncio.run(_drain_nothing(nats.url, "acks-explicit")) == []
+
+
+def test_a_waiting_pull_hands_over_the_first_event_without_waiting_for_a_full_batch(nats):
+    """A consumer idle on a long pull request (30 s, batch 100) gets a lone event at once, not when the
+    request expires (nats.py's fetch would hold it until then)."""
+    async def run():
+        bus, stop = Bus(BusConfig(url=nats.url), "test"), asyncio.Event()
+        await bus.connect(stop)
+        await bus._durable_consumer("lone")
+        puller = await Puller(bus.nc, bus.cfg.stream, "lone", bus.inbox).start()
+        waiting = asyncio.create_task(puller.next_batch(100, wait=30))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # nothing yet: the request waits on the server
+        ev = _events(1)[0]
+        await _publish(bus, [ev])
+        try:
+            msgs = await asyncio.wait_for(waiting, timeout=10)
+        finally:
+            await puller.stop()
+            await bus.close()
+        return [Event.from_json(m.data).id for m in msgs], ev.id
+
+    got, sent = asyncio.run(run())
+    assert got == [sent]
