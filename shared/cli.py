@@ -57,10 +57,8 @@ def _load(path: Path):
         raise CliError(f"配置文件不存在 config file not found: {path}")
     try:
         return load_node(path)
-    except SystemExit as e:  # load_node reports TOML syntax errors this way
+    except SystemExit as e:  # load_node reports bad TOML and invalid settings this way
         raise CliError(str(e)) from None
-    except ValueError as e:  # pydantic ValidationError
-        raise CliError(f"{path}: 配置无效 invalid node config:\n{e}") from None
 
 
 def _services(cfg, which: str) -> list[str]:

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared import divisions
 
@@ -24,13 +24,18 @@ _SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 SERVICE_NAMES: tuple[str, ...] = tuple(s for s in ALL_SERVICES if (_SERVICES_DIR / s / "__main__.py").exists())
 
 
-class ServiceConfig(BaseModel):
+class Strict(BaseModel):
+    """A config section: a key it does not know (a typo such as `databse`) is an error, not ignored."""
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServiceConfig(Strict):
     http: str = Field(description="host:port of the service's HTTP app")
     grpc: str | None = Field(default=None, description="host:port of its gRPC server, if it serves calls")
     database: str = Field(description="SQLAlchemy URL of the service's own database")
 
 
-class BusConfig(BaseModel):
+class BusConfig(Strict):
     url: str = Field(default="nats://127.0.0.1:4222", description="one server, or every server of a cluster separated by commas")
     user: str | None = None
     password: str | None = None
@@ -38,7 +43,7 @@ class BusConfig(BaseModel):
     replicas: int = Field(default=1, ge=1, le=5, description="stream replicas (3 on a JetStream cluster)")
 
 
-class TlsConfig(BaseModel):
+class TlsConfig(Strict):
     """PEM files for mutual TLS. When a node has them, its gRPC servers require client certificates from
     the federation CA, its gRPC calls present its own, and it reaches NATS over TLS (shared/certs.py)."""
     ca: Path = Field(description="the federation CA certificate: the only issuer trusted")
@@ -46,7 +51,7 @@ class TlsConfig(BaseModel):
     key: Path = Field(description="its private key")
 
 
-class Secrets(BaseModel):
+class Secrets(Strict):
     field_key: str = Field(description="base64 AES-256-GCM key; identity fields at rest")
     old_field_keys: list[str] = Field(default_factory=list, description="previous keys, still readable (rotation)")
     pseudonym_key: str = Field(description="base64 HMAC key shared by the federation; repeat detection")
@@ -59,13 +64,13 @@ class Secrets(BaseModel):
         return v
 
 
-class User(BaseModel):
+class User(Strict):
     name: str
     role: Role
     token_sha256: str
 
 
-class NodeConfig(BaseModel):
+class NodeConfig(Strict):
     agency: str = Field(pattern=AGENCY_PATTERN)
     name: str
     type: AgencyType
@@ -94,7 +99,7 @@ class NodeConfig(BaseModel):
         return self
 
 
-class DirectoryEntry(BaseModel):
+class DirectoryEntry(Strict):
     """One node as the rest of the federation sees it."""
     agency: str
     name: str
@@ -105,7 +110,7 @@ class DirectoryEntry(BaseModel):
     grpc: dict[str, str] = Field(default_factory=dict, description="service name → host:port of its gRPC server")
 
 
-class Directory(BaseModel):
+class Directory(Strict):
     nodes: list[DirectoryEntry]
 
     def get(self, agency: str) -> DirectoryEntry | None:
@@ -126,8 +131,19 @@ def load_node(path: str | Path) -> NodeConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise SystemExit(f"{path}: not valid TOML: {e}") from None
-    return NodeConfig.model_validate(raw)
+    return _validated(NodeConfig, raw, path)
 
 
 def load_directory(path: str | Path) -> Directory:
-    return Directory.model_validate(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+    return _validated(Directory, tomllib.loads(Path(path).read_text(encoding="utf-8")), Path(path))
+
+
+def _validated(model: type[BaseModel], raw: dict, path: Path):
+    """The config, or start-up stops with every problem named by its key path."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or '(top)'}: "
+                             f"{'未知配置项 unknown key' if err['type'] == 'extra_forbidden' else err['msg']}"
+                             for err in e.errors())
+        raise SystemExit(f"{path}: 配置无效 invalid config — {problems}") from None
