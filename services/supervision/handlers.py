@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
+from itertools import groupby
 
-from sqlalchemy import select, text
+from sqlalchemy import and_, case as when, func, select, text
 from sqlalchemy.orm import Session
 
-from services.supervision.adapters.orm import Meta, SvCase, SvDocument, SvEvent, SvNotice
+from services.supervision.adapters.orm import Meta, SvCase, SvCaseSummary, SvDocument, SvEvent, SvNotice
 from services.supervision.domain import assessment, rules
-from shared import clock, ledger
+from shared import clock, divisions, ledger
 from shared.bus import outbox
 from shared.bus.envelope import Event
 from shared.config import Directory, NodeConfig
@@ -87,6 +88,7 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
     case.supervisor = rules.supervising_bureau(ctx.directory, state)
     case.leader = (state.get("leader") or {}).get("name")
     case.next_check = ledger.local_date(clock.now()).isoformat()  # something changed: look at it again now
+    _keep_summary(s, case, ev.time)
     s.add(SvEvent(event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency,
                   actor=ev.actor, time=ev.time, audience=list(ev.audience), payload=ev.payload))
     p = ev.payload
@@ -101,6 +103,19 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
                          sha256=hashlib.sha256(p["text"].encode()).hexdigest(), agency=ev.agency, actor=ev.actor,
                          issued_at=ev.time))
     return True
+
+
+def _keep_summary(s: Session, case: SvCase, event_time: str) -> None:
+    """The case's 考核 summary row, recomputed from its new state in the same unit of work."""
+    at = assessment.utc(event_time)
+    row = s.get(SvCaseSummary, case.case_id)
+    if row is None:
+        row = SvCaseSummary(case_id=case.case_id, last_event_at=at)
+        s.add(row)
+    row.last_event_at = max(assessment.utc(row.last_event_at), at)
+    row.holder, row.division = case.holder, case.division
+    for key, value in assessment.summary(case.state).items():
+        setattr(row, key, value)
 
 
 def durable_epoch(s: Session, new_epoch: str) -> str:
@@ -361,18 +376,70 @@ def document(s: Session, ctx: SupervisionContext, doc_id: str) -> dict:
 
 
 def assessment_report(s: Session, ctx: SupervisionContext, *, date_from: date, date_to: date, division: str | None,
-                      agency: str | None) -> dict:
-    """考核 over the cases this node shares (see domain/assessment.py for the formulas)."""
-    # a coarse pre-filter (a day's margin, in UTC for SQLite's naive storage); assess() applies the exact range
-    since = (datetime.combine(date_from, datetime.min.time(), ledger.CST) - timedelta(days=1)).astimezone(timezone.utc)
-    case_ids = list(s.scalars(select(SvCase.case_id).where(SvCase.registered_at >= since)))
-    events: dict[str, list[dict]] = {cid: [] for cid in case_ids}
-    for chunk in (case_ids[i:i + 500] for i in range(0, len(case_ids), 500)):
-        for e in s.scalars(select(SvEvent).where(SvEvent.case_id.in_(chunk)).order_by(SvEvent.pos)):
-            events[e.case_id].append({"id": e.event_id, "case_id": e.case_id,
-                                      "type": e.type, "agency": e.agency, "actor": e.actor, "time": e.time,
-                                      "payload": e.payload, "audience": e.audience})
-    report = assessment.assess(events.values(), date_from=date_from, date_to=date_to, now=clock.now(),
-                               division=division, agency=agency, names=ctx.name)
+                      agency: str | None, with_cases: bool = False) -> dict:
+    """考核 over the cases this node shares (see domain/assessment.py for the formulas), the same figures
+    as assessment.assess over the cases' events, without folding them: a case whose every event is
+    known by the evaluation moment counts as its summary row says (SQL sums per agency and division,
+    a still-running clock counting as breached once its due date has passed by then); only the few
+    cases with events after that moment (a past period) have their events folded up to it."""
+    as_of = assessment.evaluation_moment(date_to, clock.now())
+    cutoff = as_of.astimezone(timezone.utc)
+    S = SvCaseSummary
+    in_range = [S.registered_day >= date_from.isoformat(), S.registered_day <= date_to.isoformat()]
+    settled = [*in_range, S.last_event_at <= cutoff, *([S.holder == agency] if agency else [])]
+    wanted = lambda d: not division or divisions.contains(division, d)  # noqa: E731
+
+    groups: dict[tuple[str, str], assessment.Tally] = {}
+    columns = _tally_columns(ledger.local_date(as_of).isoformat())
+    for row in s.execute(select(S.holder, S.division, *(c.label(k) for k, c in columns.items())).where(*settled)
+                         .group_by(S.holder, S.division)):
+        if wanted(row.division):
+            groups[(row.holder, row.division)] = assessment.Tally(**{k: getattr(row, k) or 0 for k in columns})
+    case_ids = ([cid for cid, d in s.execute(select(S.case_id, S.division).where(*settled)) if wanted(d)]
+                if with_cases else None)
+
+    # cases with an event after the evaluation moment: their state as of then, from their events
+    later = (select(SvEvent.case_id, SvEvent.event_id, SvEvent.type, SvEvent.agency, SvEvent.actor, SvEvent.time,
+                    SvEvent.payload, SvEvent.audience)
+             .join(S, S.case_id == SvEvent.case_id).where(*in_range, S.last_event_at > cutoff)
+             .order_by(SvEvent.case_id, SvEvent.pos).execution_options(yield_per=1000))
+    for _, rows in groupby(s.execute(later), key=lambda r: r.case_id):
+        state = assessment.state_as_of(({"id": r.event_id, "case_id": r.case_id, "type": r.type, "agency": r.agency,
+                                         "actor": r.actor, "time": r.time, "payload": r.payload,
+                                         "audience": r.audience} for r in rows), as_of)
+        if state is None or not assessment.in_population(state, date_from=date_from, date_to=date_to,
+                                                         division=division, agency=agency):
+            continue
+        c = assessment.facts(state, as_of)
+        groups.setdefault((c.agency, c.division), assessment.Tally()).add_case(c)
+        if case_ids is not None:
+            case_ids.append(c.case_id)
+    report = assessment.report(groups, date_from=date_from, date_to=date_to, as_of=as_of, division=division,
+                               agency=agency, names=ctx.name, case_ids=case_ids)
     report["computed_by"] = ctx.agency
     return report
+
+
+def _tally_columns(today: str) -> dict:
+    """assessment.Tally's counters as SQL sums over sv_case_summaries, for an evaluation day `today`."""
+    S = SvCaseSummary
+
+    def ended(clock_name: str):  # met | breached | NULL (still running on `today`, or never started)
+        due, result = getattr(S, f"{clock_name}_due"), getattr(S, f"{clock_name}_result")
+        return when((result.is_not(None), result), (due < today, "breached"))
+
+    def count(condition):
+        return func.sum(when((condition, 1), else_=0))
+
+    acceptance, handling = ended("acceptance_notice"), ended("handling")
+    return {
+        "cases": func.count(),
+        "acceptance_met": count(acceptance == "met"), "acceptance_ended": count(acceptance.is_not(None)),
+        "handling_met": count(handling == "met"), "handling_ended": count(handling.is_not(None)),
+        "replied": count(S.replied), "replied_rated": count(and_(S.replied, S.rated)),
+        "replied_satisfied": count(and_(S.replied, S.rated, S.satisfied)),
+        "replied_first_time": count(and_(S.replied, ~S.review_requested, ~S.repeat)),
+        "repeat": count(S.repeat), "skipped_level": count(S.skipped_level),
+        **{f"breached_{name}": count(ended(name) == "breached") for name in ledger.SUPERVISED_CLOCKS},
+        "orders": func.coalesce(func.sum(S.orders), 0), "listed": func.coalesce(func.sum(S.listed), 0),
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base
@@ -30,6 +30,34 @@ class SvCase(Base):
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     next_check: Mapped[str | None] = mapped_column(String(10), index=True)  # YYYY-MM-DD (Beijing); None: nothing due
     state: Mapped[dict] = mapped_column(JSON)
+
+
+class SvCaseSummary(Base):
+    """What one case contributes to the 考核 figures (domain.assessment.summary of its state), kept by the
+    projection at every fold, one narrow row per case: the assessment adds these up with SQL instead of
+    folding every event of every case on each request (migration supervision_0002)."""
+    __tablename__ = "sv_case_summaries"
+    case_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    registered_day: Mapped[str] = mapped_column(String(10), index=True)  # YYYY-MM-DD (Beijing)
+    holder: Mapped[str] = mapped_column(String(60))
+    division: Mapped[str] = mapped_column(String(6))
+    last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the latest event's time (UTC)
+    acceptance_notice_due: Mapped[str] = mapped_column(String(10))
+    acceptance_notice_result: Mapped[str | None] = mapped_column(String(10))  # met | breached, once done
+    handling_due: Mapped[str | None] = mapped_column(String(10))              # None: the clock has not started
+    handling_result: Mapped[str | None] = mapped_column(String(10))
+    review_decision_due: Mapped[str | None] = mapped_column(String(10))
+    review_decision_result: Mapped[str | None] = mapped_column(String(10))
+    re_review_decision_due: Mapped[str | None] = mapped_column(String(10))
+    re_review_decision_result: Mapped[str | None] = mapped_column(String(10))
+    replied: Mapped[bool] = mapped_column(Boolean)
+    rated: Mapped[bool] = mapped_column(Boolean)
+    satisfied: Mapped[bool] = mapped_column(Boolean)
+    review_requested: Mapped[bool] = mapped_column(Boolean)
+    repeat: Mapped[bool] = mapped_column(Boolean)
+    skipped_level: Mapped[bool] = mapped_column(Boolean)
+    orders: Mapped[int] = mapped_column(Integer)
+    listed: Mapped[int] = mapped_column(Integer)
 
 
 class SvEvent(Base):
