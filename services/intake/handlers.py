@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from services.intake.adapters.orm import (CaseEventRow, CaseRow, IdempotencyRow, PetitionerRow, QueryCodeRow,
                                           RegistrationRow)
-from services.intake.domain import identifiers, repeat
+from services.intake.domain import dashboard, identifiers, repeat
 from services.intake.domain.petition import PetitionIn
 from shared import clock, divisions, ledger, risk
 from shared.bus import outbox
@@ -157,6 +157,8 @@ def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, ba
         s.add(case)
     case.state, case.status, case.category = state, state["status"], state.get("category")
     case.division, case.holder = state["division"], state["holder"]
+    for key, value in dashboard.summary(state).items():
+        setattr(case, key, value)
     s.add(CaseEventRow(event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency,
                        actor=ev.actor, time=ev.time, payload=ev.payload))
     if code_hash := ev.payload.get("query_code_hash"):

@@ -393,7 +393,7 @@ def test_pages_end_to_end(fed, browser):
     # 督办看板 at the county bureau: charts drawn, figures equal to the assessment API's
     today = ledger.local_date(datetime.now(ledger.CST))
     params = {"from": today.replace(month=1, day=1).isoformat(), "to": today.isoformat()}
-    wait_for(lambda: case_id in _assessment(fed, params)["cases"], timeout=120, what="the case in the assessment")
+    wait_for(lambda: case_id in _assessment(fed, {**params, "cases": "true"})["cases"], timeout=120, what="the case in the assessment")
     lead = Desk(browser, fed, BUREAU, "leader")
     lead.goto("/ui/dashboard?" + urlencode(params))
     _check_dashboard_equals_api(lead, _assessment(fed, params))

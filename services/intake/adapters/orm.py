@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base, utcnow
@@ -20,6 +20,18 @@ class CaseRow(Base):
     holder: Mapped[str] = mapped_column(String(60), index=True)
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     state: Mapped[dict] = mapped_column(JSON)
+    # 督办看板 columns (domain.dashboard.summary of the state, kept at every fold; migration intake_0004)
+    registered_day: Mapped[str | None] = mapped_column(String(10))  # YYYY-MM-DD (Beijing)
+    collective: Mapped[bool | None] = mapped_column(Boolean)
+    repeat: Mapped[bool | None] = mapped_column(Boolean)            # at least one 重复信访 linked
+    orders: Mapped[int | None] = mapped_column(Integer)             # 督办 orders
+    open_due: Mapped[str | None] = mapped_column(String(10))  # earliest due date of a clock still running
+    late_days: Mapped[int | None] = mapped_column(Integer)    # worst lateness of a clock met late
+
+    __table_args__ = (  # the dashboard reads these indexes, not the rows (and their state), but for its top 20
+        Index("ix_cases_dashboard", "registered_day", "category", "division", "holder", "collective", "repeat"),
+        Index("ix_cases_open_due", "open_due", "registered_day", "division"),
+        Index("ix_cases_late_days", "late_days", "registered_day", "division"))
 
 
 class CaseEventRow(Base):
