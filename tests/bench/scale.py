@@ -5,8 +5,8 @@ The node is the city 信访局 (510100-xfj), which shares every case of the city
 supervision databases are built with the real Alembic migrations and filled by bulk insert (one process
 per database, so the two cores share the work): N cases over the last five years, 4–6 ledger events each
 (登记, 分办, 交办, 签收, then 受理 and 答复 for most older cases, some of them late), their 查询码 and
-repeat-detection rows. The state of each case is the real fold (shared.ledger.apply) of its events —
-folded once per shape with placeholders, then filled in per case (str.format_map), with the migrations'
+repeat-detection rows, the dashboard's columns and volume counters (intake) and the 考核 summary rows
+(supervision). The state of each case is the real fold (shared.ledger.apply) of its events — folded once per shape with placeholders, then filled in per case (str.format_map), with the migrations'
 secondary indexes dropped during the fill and made again at the end. A million cases take about three
 minutes on the 2-core test machine and ≈ 6 GB per database, so the dataset is made once under
 var/bench-cache/ and reused; the services then run with their clock (shared/clock.py) set back to the
@@ -28,6 +28,7 @@ import re
 import shutil
 import sqlite3
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -44,7 +45,7 @@ NODE = ("510100-xfj", "成都市信访局", "petition_bureau", "510100")
 NODES = [NODE, ("510104-xfj", "锦江区信访局", "petition_bureau", "510104"),
          ("510104-rsj", "锦江区人力资源和社会保障局", "hrss", "510104")]
 YEARS = 5
-GENERATOR = 2                   # bump when the generated data changes: cached datasets are made again
+GENERATOR = 3                   # bump when the generated data changes: cached datasets are made again
 CACHE = REPO / "var" / "bench-cache"
 BATCH = 20_000
 REQUEST_TIMEOUT_S = 150
@@ -185,6 +186,7 @@ def fill(kind: str, db: Path, n: int, seed: int, now_iso: str) -> dict:
     for name, _ in indexes:
         con.execute(f'DROP INDEX "{name}"')
     cases, events, extra, summaries, seq = [], [], [], [], 0
+    volumes: Counter = Counter()  # intake's case_volumes: (period, category, division, holder) → cases
 
     def flush():
         if kind == "intake":
@@ -224,6 +226,9 @@ def fill(kind: str, db: Path, n: int, seed: int, now_iso: str) -> dict:
             assert (intake_cols, sv_cols) == (dashboard.summary(real), assessment.summary(real)), (cid, k)
         if kind == "intake":
             cases.append((cid, STATUS[k], cat, div, holder, _sql_time(v["T0"]), state, *intake_cols.values()))
+            day = intake_cols["registered_day"]
+            volumes[(day, cat, div, holder)] += 1
+            volumes[(day[:7], cat, div, holder)] += 1
             extra.append((v["QCH"], cid, cid, v["PSEUDO"], cat, div, f"{cat}事项{i}{CONTENT}", audience))
         else:
             cases.append((cid, STATUS[k], div, holder, v["ORIGIN"], None, _sql_time(v["T0"]), None, state))
@@ -231,6 +236,9 @@ def fill(kind: str, db: Path, n: int, seed: int, now_iso: str) -> dict:
         if len(cases) >= BATCH:
             flush()
     flush()
+    if kind == "intake":
+        con.executemany("INSERT INTO case_volumes (period, category, division, holder, cases, collective, repeat) "
+                        "VALUES (?,?,?,?,?,0,0)", [(*key, n) for key, n in sorted(volumes.items())])
     for _, sql in indexes:
         con.execute(sql)
     con.execute("COMMIT")

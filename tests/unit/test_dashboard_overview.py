@@ -18,7 +18,7 @@ from alembic.config import Config
 from sqlalchemy.orm import Session
 
 from services.intake import handlers
-from services.intake.adapters.orm import CaseRow
+from services.intake.adapters.orm import CaseRow, CaseVolumeRow
 from services.intake.web import dashboard_data
 from shared import divisions, ledger
 from shared.bus.envelope import Event
@@ -119,11 +119,16 @@ def test_case_csv_lists_every_case_of_the_range(projected):
 def test_the_migration_backfills_the_dashboard_columns(projected):
     columns = [CaseRow.case_id, CaseRow.registered_day, CaseRow.collective, CaseRow.repeat, CaseRow.orders,
                CaseRow.open_due, CaseRow.late_days]
+    volumes = sa.select(CaseVolumeRow).where(CaseVolumeRow.cases > 0)
     with Session(projected.engine) as s:
         kept = s.execute(sa.select(*columns).order_by(CaseRow.case_id)).all()
+        counted = {(v.period, v.category, v.division, v.holder, v.cases, v.collective, v.repeat) for v in s.scalars(volumes)}
     cfg = _alembic(projected.url)
     command.downgrade(cfg, "intake_0003")
     command.upgrade(cfg, "head")
     with Session(projected.engine) as s:
         assert s.execute(sa.select(*columns).order_by(CaseRow.case_id)).all() == kept
+        assert {(v.period, v.category, v.division, v.holder, v.cases, v.collective, v.repeat)
+                for v in s.scalars(volumes)} == counted
     assert len(kept) == N and any(r.open_due for r in kept) and any(r.late_days for r in kept)
+    assert sum(c[4] for c in counted if len(c[0]) == 7) == sum(c[4] for c in counted if len(c[0]) == 10) == N

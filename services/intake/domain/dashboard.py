@@ -25,6 +25,15 @@ def summary(state: dict) -> dict:
             "late_days": max((c["days_late"] for c in supervised if c["done_at"]), default=0)}
 
 
+def volume_key(registered_day: str | None, category: str | None, division: str, holder: str,
+               collective: bool | None, repeat: bool | None) -> tuple | None:
+    """Where a case counts in the volumes (CaseVolumeRow): (day, category or '', division, holder,
+    collective 0/1, repeat 0/1); None before it has a registration day."""
+    if registered_day is None:
+        return None
+    return registered_day, category or "", division, holder, int(bool(collective)), int(bool(repeat))
+
+
 def days_late(open_due: str | None, late_days: int, today: date) -> int:
     """The case's worst lateness on `today` (0: nothing overdue), from its summary columns."""
     running = (today - date.fromisoformat(open_due)).days if open_due else 0
