@@ -11,10 +11,13 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from itertools import groupby
 
-from sqlalchemy import and_, case as when, func, select, text
+from sqlalchemy import and_, case as when, func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from services.supervision.adapters.orm import Meta, SvCase, SvCaseSummary, SvDocument, SvEvent, SvNotice
+from services.supervision.adapters.orm import (Meta, SvAssessmentCount, SvCase, SvCaseSummary, SvDocument, SvEvent,
+                                               SvNotice)
 from services.supervision.domain import assessment, rules
 from shared import clock, divisions, ledger
 from shared.bus import outbox
@@ -106,9 +109,11 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
 
 
 def _keep_summary(s: Session, case: SvCase, event_time: str) -> None:
-    """The case's 考核 summary row, recomputed from its new state in the same unit of work."""
+    """The case's 考核 summary row, recomputed from its new state in the same unit of work, and its
+    contribution to the counters moved from what it was to what it is."""
     at = assessment.utc(event_time)
     row = s.get(SvCaseSummary, case.case_id)
+    before = _contribution(row) if row is not None else None
     if row is None:
         row = SvCaseSummary(case_id=case.case_id, last_event_at=at)
         s.add(row)
@@ -116,6 +121,30 @@ def _keep_summary(s: Session, case: SvCase, event_time: str) -> None:
     row.holder, row.division = case.holder, case.division
     for key, value in assessment.summary(case.state).items():
         setattr(row, key, value)
+    after = _contribution(row)
+    if after != before:
+        _count(s, before, -1)
+        _count(s, after, +1)
+
+
+def _contribution(row: SvCaseSummary) -> tuple[tuple[str, str, str], tuple[int, ...]]:
+    tally = assessment.settled_tally({c: getattr(row, c) for c in SvCaseSummary.__table__.columns.keys()})
+    return (row.registered_day, row.holder, row.division), tuple(tally[c] for c in assessment.COUNTERS)
+
+
+def _count(s: Session, contribution: tuple | None, sign: int) -> None:
+    """Add (sign=+1) or take away (-1) a case's settled tally to its day's and its month's counters (an
+    upsert: concurrent units of work never race to create the same row)."""
+    if contribution is None:
+        return
+    (day, holder, division), values = contribution
+    insert = postgresql_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+    for period in (day, day[:7]):
+        stmt = insert(SvAssessmentCount).values(period=period, holder=holder, division=division,
+                                                **{c: sign * v for c, v in zip(assessment.COUNTERS, values)})
+        s.execute(stmt.on_conflict_do_update(
+            index_elements=["period", "holder", "division"],
+            set_={c: getattr(SvAssessmentCount, c) + getattr(stmt.excluded, c) for c in assessment.COUNTERS}))
 
 
 def durable_epoch(s: Session, new_epoch: str) -> str:
@@ -377,31 +406,49 @@ def document(s: Session, ctx: SupervisionContext, doc_id: str) -> dict:
 
 def assessment_report(s: Session, ctx: SupervisionContext, *, date_from: date, date_to: date, division: str | None,
                       agency: str | None, with_cases: bool = False) -> dict:
-    """考核 over the cases this node shares (see domain/assessment.py for the formulas), the same figures
-    as assessment.assess over the cases' events, without folding them: a case whose every event is
-    known by the evaluation moment counts as its summary row says (SQL sums per agency and division,
-    a still-running clock counting as breached once its due date has passed by then); only the few
-    cases with events after that moment (a past period) have their events folded up to it."""
+    """考核 over the cases this node shares (see domain/assessment.py for the formulas): the same figures
+    as assessment.assess over the cases' events, without folding them. The counters give every case's
+    settled tally (whole months from the month rows, the rest from the day rows); the clocks still running
+    that are breached by the evaluation day are added from the summary rows (an index on their earliest
+    due date); the cases with an event after the evaluation moment (a past period) are taken out again
+    and their events folded up to that moment instead."""
     as_of = assessment.evaluation_moment(date_to, clock.now())
-    cutoff = as_of.astimezone(timezone.utc)
-    S = SvCaseSummary
-    in_range = [S.registered_day >= date_from.isoformat(), S.registered_day <= date_to.isoformat()]
-    settled = [*in_range, S.last_event_at <= cutoff, *([S.holder == agency] if agency else [])]
+    cutoff, today = as_of.astimezone(timezone.utc), ledger.local_date(as_of).isoformat()
     wanted = lambda d: not division or divisions.contains(division, d)  # noqa: E731
-
     groups: dict[tuple[str, str], assessment.Tally] = {}
-    columns = _tally_columns(ledger.local_date(as_of).isoformat())
-    for row in s.execute(select(S.holder, S.division, *(c.label(k) for k, c in columns.items())).where(*settled)
-                         .group_by(S.holder, S.division)):
-        if wanted(row.division):
-            groups[(row.holder, row.division)] = assessment.Tally(**{k: getattr(row, k) or 0 for k in columns})
-    case_ids = ([cid for cid, d in s.execute(select(S.case_id, S.division).where(*settled)) if wanted(d)]
-                if with_cases else None)
 
-    # cases with an event after the evaluation moment: their state as of then, from their events
+    def add(holder: str, div: str, sign: int, **counts: int) -> None:
+        if wanted(div):
+            t = groups.setdefault((holder, div), assessment.Tally())
+            for name, n in counts.items():
+                setattr(t, name, getattr(t, name) + sign * (n or 0))
+
+    C, S = SvAssessmentCount, SvCaseSummary
+    months, days = _periods(date_from, date_to)
+    counted = select(C.holder, C.division, *(func.sum(getattr(C, c)).label(c) for c in assessment.COUNTERS)).where(
+        or_(C.period.in_(months), *[and_(C.period >= a, C.period <= b, func.length(C.period) == 10) for a, b in days]))
+    if agency:
+        counted = counted.where(C.holder == agency)
+    for row in s.execute(counted.group_by(C.holder, C.division)):
+        add(row.holder, row.division, +1, **{c: getattr(row, c) for c in assessment.COUNTERS})
+
+    in_range = [S.registered_day >= date_from.isoformat(), S.registered_day <= date_to.isoformat()]
+    mine = [S.holder == agency] if agency else []
+    breached = {name: func.sum(when((and_(getattr(S, f"{name}_result").is_(None), getattr(S, f"{name}_due") < today),
+                                      1), else_=0)).label(name) for name in ledger.SUPERVISED_CLOCKS}
+    for row in s.execute(select(S.holder, S.division, *breached.values())
+                         .where(S.running_due < today, *in_range, S.last_event_at <= cutoff, *mine)
+                         .group_by(S.holder, S.division)):
+        add(row.holder, row.division, +1, acceptance_ended=row.acceptance_notice, handling_ended=row.handling,
+            **{f"breached_{name}": getattr(row, name) for name in ledger.SUPERVISED_CLOCKS})
+
+    # cases with an event after the evaluation moment: out of the counters, in as their events say by then
+    case_ids = [] if with_cases else None
+    for row in s.scalars(select(S).where(S.last_event_at > cutoff, *in_range, *mine).execution_options(yield_per=1000)):
+        add(row.holder, row.division, -1, **assessment.settled_tally({c: getattr(row, c) for c in S.__table__.columns.keys()}))
     later = (select(SvEvent.case_id, SvEvent.event_id, SvEvent.type, SvEvent.agency, SvEvent.actor, SvEvent.time,
                     SvEvent.payload, SvEvent.audience)
-             .join(S, S.case_id == SvEvent.case_id).where(*in_range, S.last_event_at > cutoff)
+             .join(S, S.case_id == SvEvent.case_id).where(S.last_event_at > cutoff, *in_range)
              .order_by(SvEvent.case_id, SvEvent.pos).execution_options(yield_per=1000))
     for _, rows in groupby(s.execute(later), key=lambda r: r.case_id):
         state = assessment.state_as_of(({"id": r.event_id, "case_id": r.case_id, "type": r.type, "agency": r.agency,
@@ -414,32 +461,26 @@ def assessment_report(s: Session, ctx: SupervisionContext, *, date_from: date, d
         groups.setdefault((c.agency, c.division), assessment.Tally()).add_case(c)
         if case_ids is not None:
             case_ids.append(c.case_id)
+    if case_ids is not None:
+        case_ids += [cid for cid, d in s.execute(select(S.case_id, S.division).where(*in_range, S.last_event_at <= cutoff,
+                                                                                     *mine)) if wanted(d)]
+    groups = {key: t for key, t in groups.items() if t.cases}
     report = assessment.report(groups, date_from=date_from, date_to=date_to, as_of=as_of, division=division,
                                agency=agency, names=ctx.name, case_ids=case_ids)
     report["computed_by"] = ctx.agency
     return report
 
 
-def _tally_columns(today: str) -> dict:
-    """assessment.Tally's counters as SQL sums over sv_case_summaries, for an evaluation day `today`."""
-    S = SvCaseSummary
-
-    def ended(clock_name: str):  # met | breached | NULL (still running on `today`, or never started)
-        due, result = getattr(S, f"{clock_name}_due"), getattr(S, f"{clock_name}_result")
-        return when((result.is_not(None), result), (due < today, "breached"))
-
-    def count(condition):
-        return func.sum(when((condition, 1), else_=0))
-
-    acceptance, handling = ended("acceptance_notice"), ended("handling")
-    return {
-        "cases": func.count(),
-        "acceptance_met": count(acceptance == "met"), "acceptance_ended": count(acceptance.is_not(None)),
-        "handling_met": count(handling == "met"), "handling_ended": count(handling.is_not(None)),
-        "replied": count(S.replied), "replied_rated": count(and_(S.replied, S.rated)),
-        "replied_satisfied": count(and_(S.replied, S.rated, S.satisfied)),
-        "replied_first_time": count(and_(S.replied, ~S.review_requested, ~S.repeat)),
-        "repeat": count(S.repeat), "skipped_level": count(S.skipped_level),
-        **{f"breached_{name}": count(ended(name) == "breached") for name in ledger.SUPERVISED_CLOCKS},
-        "orders": func.coalesce(func.sum(S.orders), 0), "listed": func.coalesce(func.sum(S.listed), 0),
-    }
+def _periods(date_from: date, date_to: date) -> tuple[list[str], list[tuple[str, str]]]:
+    """The counter rows that make up [from, to]: the months it covers whole, and day ranges for the rest."""
+    months, days = [], []
+    first = date_from.replace(day=1)
+    while first <= date_to:
+        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        a, b = max(first, date_from), min(last, date_to)
+        if (a, b) == (first, last):
+            months.append(first.isoformat()[:7])
+        else:
+            days.append((a.isoformat(), b.isoformat()))
+        first = last + timedelta(days=1)
+    return months, days

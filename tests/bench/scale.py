@@ -6,7 +6,7 @@ supervision databases are built with the real Alembic migrations and filled by b
 per database, so the two cores share the work): N cases over the last five years, 4–6 ledger events each
 (登记, 分办, 交办, 签收, then 受理 and 答复 for most older cases, some of them late), their 查询码 and
 repeat-detection rows, the dashboard's columns and volume counters (intake) and the 考核 summary rows
-(supervision). The state of each case is the real fold (shared.ledger.apply) of its events — folded once per shape with placeholders, then filled in per case (str.format_map), with the migrations'
+and counters (supervision). The state of each case is the real fold (shared.ledger.apply) of its events — folded once per shape with placeholders, then filled in per case (str.format_map), with the migrations'
 secondary indexes dropped during the fill and made again at the end. A million cases take about three
 minutes on the 2-core test machine and ≈ 6 GB per database, so the dataset is made once under
 var/bench-cache/ and reused; the services then run with their clock (shared/clock.py) set back to the
@@ -45,7 +45,7 @@ NODE = ("510100-xfj", "成都市信访局", "petition_bureau", "510100")
 NODES = [NODE, ("510104-xfj", "锦江区信访局", "petition_bureau", "510104"),
          ("510104-rsj", "锦江区人力资源和社会保障局", "hrss", "510104")]
 YEARS = 5
-GENERATOR = 3                   # bump when the generated data changes: cached datasets are made again
+GENERATOR = 4                   # bump when the generated data changes: cached datasets are made again
 CACHE = REPO / "var" / "bench-cache"
 BATCH = 20_000
 REQUEST_TIMEOUT_S = 150
@@ -161,6 +161,7 @@ def _summaries(k: int, v: dict) -> tuple[dict, dict, str]:
           "review_decision_due": None, "review_decision_result": None, "re_review_decision_due": None,
           "re_review_decision_result": None, "replied": k == 6, "rated": False, "satisfied": False,
           "review_requested": False, "repeat": False, "skipped_level": False, "orders": 0, "listed": 0}
+    sv["running_due"] = assessment.running_due(sv)
     return intake, sv, v[{4: "T2", 5: "T3", 6: "T4"}[k]]
 
 
@@ -187,6 +188,7 @@ def fill(kind: str, db: Path, n: int, seed: int, now_iso: str) -> dict:
         con.execute(f'DROP INDEX "{name}"')
     cases, events, extra, summaries, seq = [], [], [], [], 0
     volumes: Counter = Counter()  # intake's case_volumes: (period, category, division, holder) → cases
+    counts: dict[tuple, list[int]] = {}  # supervision's sv_assessment_counts: (period, holder, division) → tally
 
     def flush():
         if kind == "intake":
@@ -233,9 +235,18 @@ def fill(kind: str, db: Path, n: int, seed: int, now_iso: str) -> dict:
         else:
             cases.append((cid, STATUS[k], div, holder, v["ORIGIN"], None, _sql_time(v["T0"]), None, state))
             summaries.append((cid, holder, div, _sql_time(last), *[sv_cols[c] for c in SV_SUMMARY]))
+            tally = assessment.settled_tally(sv_cols)
+            for period in (sv_cols["registered_day"], sv_cols["registered_day"][:7]):
+                total = counts.setdefault((period, holder, div), [0] * len(assessment.COUNTERS))
+                for j, name in enumerate(assessment.COUNTERS):
+                    total[j] += tally[name]
         if len(cases) >= BATCH:
             flush()
     flush()
+    if kind == "supervision":
+        con.executemany(f"INSERT INTO sv_assessment_counts (period, holder, division, {', '.join(assessment.COUNTERS)}) "
+                        f"VALUES ({','.join('?' * (3 + len(assessment.COUNTERS)))})",
+                        [(*key, *values) for key, values in sorted(counts.items())])
     if kind == "intake":
         con.executemany("INSERT INTO case_volumes (period, category, division, holder, cases, collective, repeat) "
                         "VALUES (?,?,?,?,?,0,0)", [(*key, n) for key, n in sorted(volumes.items())])

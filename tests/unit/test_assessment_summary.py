@@ -15,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy.orm import Session
 
 from services.supervision import handlers
-from services.supervision.adapters.orm import SvCaseSummary
+from services.supervision.adapters.orm import SvAssessmentCount, SvCaseSummary
 from services.supervision.domain import assessment
 from shared import clock, ledger
 from shared.bus.envelope import Event
@@ -151,11 +151,15 @@ def test_a_past_period_has_cases_with_later_events(projected):
 def test_the_migration_backfills_the_summaries(projected):
     """supervision_0002 on a database that already holds cases gives the rows the projection keeps."""
     columns = [c for c in SvCaseSummary.__table__.columns]
+    counters = sa.select(*SvAssessmentCount.__table__.columns).where(SvAssessmentCount.cases != 0)
     with Session(projected.engine) as s:
         kept = {r.case_id: tuple(r) for r in s.execute(sa.select(*columns))}
+        counted = set(map(tuple, s.execute(counters)))
     cfg = _alembic(projected.url)
     command.downgrade(cfg, "supervision_0001")
     command.upgrade(cfg, "head")
     with Session(projected.engine) as s:
         backfilled = {r.case_id: tuple(r) for r in s.execute(sa.select(*columns))}
+        assert set(map(tuple, s.execute(counters))) == counted
     assert len(kept) == 300 and backfilled == kept
+    assert sum(c[3] for c in counted if len(c[0]) == 7) == sum(c[3] for c in counted if len(c[0]) == 10) == 300

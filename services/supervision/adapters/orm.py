@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base
@@ -56,6 +56,37 @@ class SvCaseSummary(Base):
     review_requested: Mapped[bool] = mapped_column(Boolean)
     repeat: Mapped[bool] = mapped_column(Boolean)
     skipped_level: Mapped[bool] = mapped_column(Boolean)
+    orders: Mapped[int] = mapped_column(Integer)
+    listed: Mapped[int] = mapped_column(Integer)
+    running_due: Mapped[str | None] = mapped_column(String(10))  # the earliest due date of a clock still running
+
+    __table_args__ = (Index("ix_sv_case_summaries_running_due", "running_due", "registered_day"),
+                      Index("ix_sv_case_summaries_last_event_at", "last_event_at", "registered_day"))
+
+
+class SvAssessmentCount(Base):
+    """考核 counters: the sum of assessment.settled_tally over the cases registered on a day (period
+    YYYY-MM-DD) or in a month (YYYY-MM) per holder and division, kept by the projection (a case's
+    contribution moves when its summary changes), so a year's figures read a few thousand rows."""
+    __tablename__ = "sv_assessment_counts"
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(60), primary_key=True)
+    division: Mapped[str] = mapped_column(String(6), primary_key=True)
+    cases: Mapped[int] = mapped_column(Integer)
+    acceptance_met: Mapped[int] = mapped_column(Integer)
+    acceptance_ended: Mapped[int] = mapped_column(Integer)
+    handling_met: Mapped[int] = mapped_column(Integer)
+    handling_ended: Mapped[int] = mapped_column(Integer)
+    replied: Mapped[int] = mapped_column(Integer)
+    replied_rated: Mapped[int] = mapped_column(Integer)
+    replied_satisfied: Mapped[int] = mapped_column(Integer)
+    replied_first_time: Mapped[int] = mapped_column(Integer)
+    repeat: Mapped[int] = mapped_column(Integer)
+    skipped_level: Mapped[int] = mapped_column(Integer)
+    breached_acceptance_notice: Mapped[int] = mapped_column(Integer)
+    breached_handling: Mapped[int] = mapped_column(Integer)
+    breached_review_decision: Mapped[int] = mapped_column(Integer)
+    breached_re_review_decision: Mapped[int] = mapped_column(Integer)
     orders: Mapped[int] = mapped_column(Integer)
     listed: Mapped[int] = mapped_column(Integer)
 

@@ -206,7 +206,7 @@ def report(groups: dict[tuple[str, str], Tally], *, date_from: date, date_to: da
     return out
 
 
-# --- per-case summary columns (sv_cases), kept by the projection -------------------------------------
+# --- per-case summary rows and the counters, kept by the projection ---------------------------------
 
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -236,6 +236,7 @@ def summary(state: dict) -> dict:
                review_requested=bool(state.get("review")), repeat=state.get("repeat_count", 0) > 0,
                skipped_level="skipped_level" in state.get("flags", []), orders=len(orders),
                listed=sum(1 for o in orders if o["level"] == "挂牌督办"))
+    out["running_due"] = running_due(out)
     return out
 
 
@@ -259,3 +260,29 @@ def to_csv(report: dict) -> str:
                     *[m["overdue"][c] for c in ledger.SUPERVISED_CLOCKS], m["overdue"]["total"],
                     m["supervision_orders"], m["listed_supervision"]])
     return "\ufeff" + buf.getvalue()
+
+
+COUNTERS = tuple(f.name for f in fields(Tally))
+
+
+def settled_tally(summary: dict) -> dict[str, int]:
+    """A case's Tally from its summary row as far as it does not depend on the evaluation day: a clock still
+    running adds nothing here (it counts once its due date is before that day, see running_due)."""
+    result = lambda name: summary[f"{name}_result"]  # noqa: E731
+    replied, rated = bool(summary["replied"]), bool(summary["rated"])
+    return {"cases": 1,
+            "acceptance_met": int(result("acceptance_notice") == "met"),
+            "acceptance_ended": int(result("acceptance_notice") is not None),
+            "handling_met": int(result("handling") == "met"), "handling_ended": int(result("handling") is not None),
+            "replied": int(replied), "replied_rated": int(replied and rated),
+            "replied_satisfied": int(replied and rated and bool(summary["satisfied"])),
+            "replied_first_time": int(replied and not summary["review_requested"] and not summary["repeat"]),
+            "repeat": int(bool(summary["repeat"])), "skipped_level": int(bool(summary["skipped_level"])),
+            **{f"breached_{name}": int(result(name) == "breached") for name in ledger.SUPERVISED_CLOCKS},
+            "orders": summary["orders"], "listed": summary["listed"]}
+
+
+def running_due(summary: dict) -> str | None:
+    """The earliest due date among the case's supervised clocks still running (None: none runs)."""
+    return min((summary[f"{n}_due"] for n in ledger.SUPERVISED_CLOCKS
+                if summary[f"{n}_due"] and summary[f"{n}_result"] is None), default=None)
