@@ -7,11 +7,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from services.intake.adapters.orm import (CaseEventRow, CaseRow, IdempotencyRow, PetitionerRow, QueryCodeRow,
-                                          RegistrationRow)
-from services.intake.domain import identifiers, repeat
+from services.intake.adapters.orm import (CaseEventRow, CaseRow, CaseVolumeRow, IdempotencyRow, PetitionerRow,
+                                          QueryCodeRow, RegistrationRow)
+from services.intake.domain import dashboard, identifiers, repeat
 from services.intake.domain.petition import PetitionIn
 from shared import clock, divisions, ledger, risk
 from shared.bus import outbox
@@ -167,17 +169,43 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
     if case is None and ev.type != ledger.REGISTERED:
         return Folded(False, None)
     state = ledger.apply(case.state if case else None, asdict(ev))
+    before = _volume_key(case) if case else None
     if case is None:
         case = CaseRow(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time))
         s.add(case)
     case.state, case.status, case.category = state, state["status"], state.get("category")
     case.division, case.holder = state["division"], state["holder"]
+    for key, value in dashboard.summary(state).items():
+        setattr(case, key, value)
+    if (after := _volume_key(case)) != before:
+        _count_volume(s, before, -1)
+        _count_volume(s, after, +1)
     s.add(CaseEventRow(event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency,
                        actor=ev.actor, time=ev.time, payload=ev.payload))
     if code_hash := ev.payload.get("query_code_hash"):
         if s.get(QueryCodeRow, code_hash) is None:
             s.add(QueryCodeRow(code_hash=code_hash, case_id=ev.case_id))
     return Folded(True, None)
+
+
+def _volume_key(case: CaseRow) -> tuple | None:
+    return dashboard.volume_key(case.registered_day, case.category, case.division, case.holder, case.collective,
+                                case.repeat)
+
+
+def _count_volume(s: Session, key: tuple | None, sign: int) -> None:
+    """Add (sign=+1) or take away (-1) a case's contribution to its day's and its month's volume counters:
+    an upsert, so concurrent units of work never race to create the same row."""
+    if key is None:
+        return
+    day, category, division, holder, collective, repeat = key
+    insert = postgresql_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+    for period in (day, day[:7]):
+        stmt = insert(CaseVolumeRow).values(period=period, category=category, division=division, holder=holder,
+                                            cases=sign, collective=sign * collective, repeat=sign * repeat)
+        s.execute(stmt.on_conflict_do_update(
+            index_elements=["period", "category", "division", "holder"],
+            set_={c: getattr(CaseVolumeRow, c) + getattr(stmt.excluded, c) for c in ("cases", "collective", "repeat")}))
 
 
 def count_breached_deadlines(s: Session) -> int:

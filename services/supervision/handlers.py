@@ -9,13 +9,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
+from itertools import groupby
 
-from sqlalchemy import select, text
+from sqlalchemy import and_, case as when, func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from services.supervision.adapters.orm import Meta, SvCase, SvDocument, SvEvent, SvNotice
+from services.supervision.adapters.orm import (Meta, SvAssessmentCount, SvCase, SvCaseSummary, SvDocument, SvEvent,
+                                               SvNotice)
 from services.supervision.domain import assessment, rules
-from shared import clock, ledger
+from shared import clock, divisions, ledger
 from shared.bus import outbox
 from shared.bus.envelope import Event
 from shared.config import Directory, NodeConfig
@@ -87,6 +91,7 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
     case.supervisor = rules.supervising_bureau(ctx.directory, state)
     case.leader = (state.get("leader") or {}).get("name")
     case.next_check = ledger.local_date(clock.now()).isoformat()  # something changed: look at it again now
+    _keep_summary(s, case, ev.time)
     s.add(SvEvent(event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency,
                   actor=ev.actor, time=ev.time, audience=list(ev.audience), payload=ev.payload))
     p = ev.payload
@@ -101,6 +106,45 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
                          sha256=hashlib.sha256(p["text"].encode()).hexdigest(), agency=ev.agency, actor=ev.actor,
                          issued_at=ev.time))
     return True
+
+
+def _keep_summary(s: Session, case: SvCase, event_time: str) -> None:
+    """The case's 考核 summary row, recomputed from its new state in the same unit of work, and its
+    contribution to the counters moved from what it was to what it is."""
+    at = assessment.utc(event_time)
+    row = s.get(SvCaseSummary, case.case_id)
+    before = _contribution(row) if row is not None else None
+    if row is None:
+        row = SvCaseSummary(case_id=case.case_id, last_event_at=at)
+        s.add(row)
+    row.last_event_at = max(assessment.utc(row.last_event_at), at)
+    row.holder, row.division = case.holder, case.division
+    for key, value in assessment.summary(case.state).items():
+        setattr(row, key, value)
+    after = _contribution(row)
+    if after != before:
+        _count(s, before, -1)
+        _count(s, after, +1)
+
+
+def _contribution(row: SvCaseSummary) -> tuple[tuple[str, str, str], tuple[int, ...]]:
+    tally = assessment.settled_tally({c: getattr(row, c) for c in SvCaseSummary.__table__.columns.keys()})
+    return (row.registered_day, row.holder, row.division), tuple(tally[c] for c in assessment.COUNTERS)
+
+
+def _count(s: Session, contribution: tuple | None, sign: int) -> None:
+    """Add (sign=+1) or take away (-1) a case's settled tally to its day's and its month's counters (an
+    upsert: concurrent units of work never race to create the same row)."""
+    if contribution is None:
+        return
+    (day, holder, division), values = contribution
+    insert = postgresql_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+    for period in (day, day[:7]):
+        stmt = insert(SvAssessmentCount).values(period=period, holder=holder, division=division,
+                                                **{c: sign * v for c, v in zip(assessment.COUNTERS, values)})
+        s.execute(stmt.on_conflict_do_update(
+            index_elements=["period", "holder", "division"],
+            set_={c: getattr(SvAssessmentCount, c) + getattr(stmt.excluded, c) for c in assessment.COUNTERS}))
 
 
 def durable_epoch(s: Session, new_epoch: str) -> str:
@@ -361,18 +405,82 @@ def document(s: Session, ctx: SupervisionContext, doc_id: str) -> dict:
 
 
 def assessment_report(s: Session, ctx: SupervisionContext, *, date_from: date, date_to: date, division: str | None,
-                      agency: str | None) -> dict:
-    """考核 over the cases this node shares (see domain/assessment.py for the formulas)."""
-    # a coarse pre-filter (a day's margin, in UTC for SQLite's naive storage); assess() applies the exact range
-    since = (datetime.combine(date_from, datetime.min.time(), ledger.CST) - timedelta(days=1)).astimezone(timezone.utc)
-    case_ids = list(s.scalars(select(SvCase.case_id).where(SvCase.registered_at >= since)))
-    events: dict[str, list[dict]] = {cid: [] for cid in case_ids}
-    for chunk in (case_ids[i:i + 500] for i in range(0, len(case_ids), 500)):
-        for e in s.scalars(select(SvEvent).where(SvEvent.case_id.in_(chunk)).order_by(SvEvent.pos)):
-            events[e.case_id].append({"id": e.event_id, "case_id": e.case_id,
-                                      "type": e.type, "agency": e.agency, "actor": e.actor, "time": e.time,
-                                      "payload": e.payload, "audience": e.audience})
-    report = assessment.assess(events.values(), date_from=date_from, date_to=date_to, now=clock.now(),
-                               division=division, agency=agency, names=ctx.name)
+                      agency: str | None, with_cases: bool = False) -> dict:
+    """考核 over the cases this node shares (see domain/assessment.py for the formulas): the same figures
+    as assessment.assess over the cases' events, without folding them. The counters give every case's
+    settled tally (whole months from the month rows, the rest from the day rows); the clocks still running
+    that are breached by the evaluation day are added from the summary rows (an index on their earliest
+    due date); the cases with an event after the evaluation moment (a past period) are taken out again
+    and their events folded up to that moment instead."""
+    as_of = assessment.evaluation_moment(date_to, clock.now())
+    cutoff, today = as_of.astimezone(timezone.utc), ledger.local_date(as_of).isoformat()
+    wanted = lambda d: not division or divisions.contains(division, d)  # noqa: E731
+    groups: dict[tuple[str, str], assessment.Tally] = {}
+
+    def add(holder: str, div: str, sign: int, **counts: int) -> None:
+        if wanted(div):
+            t = groups.setdefault((holder, div), assessment.Tally())
+            for name, n in counts.items():
+                setattr(t, name, getattr(t, name) + sign * (n or 0))
+
+    C, S = SvAssessmentCount, SvCaseSummary
+    months, days = _periods(date_from, date_to)
+    counted = select(C.holder, C.division, *(func.sum(getattr(C, c)).label(c) for c in assessment.COUNTERS)).where(
+        or_(C.period.in_(months), *[and_(C.period >= a, C.period <= b, func.length(C.period) == 10) for a, b in days]))
+    if agency:
+        counted = counted.where(C.holder == agency)
+    for row in s.execute(counted.group_by(C.holder, C.division)):
+        add(row.holder, row.division, +1, **{c: getattr(row, c) for c in assessment.COUNTERS})
+
+    in_range = [S.registered_day >= date_from.isoformat(), S.registered_day <= date_to.isoformat()]
+    mine = [S.holder == agency] if agency else []
+    breached = {name: func.sum(when((and_(getattr(S, f"{name}_result").is_(None), getattr(S, f"{name}_due") < today),
+                                      1), else_=0)).label(name) for name in ledger.SUPERVISED_CLOCKS}
+    for row in s.execute(select(S.holder, S.division, *breached.values())
+                         .where(S.running_due < today, *in_range, S.last_event_at <= cutoff, *mine)
+                         .group_by(S.holder, S.division)):
+        add(row.holder, row.division, +1, acceptance_ended=row.acceptance_notice, handling_ended=row.handling,
+            **{f"breached_{name}": getattr(row, name) for name in ledger.SUPERVISED_CLOCKS})
+
+    # cases with an event after the evaluation moment: out of the counters, in as their events say by then
+    case_ids = [] if with_cases else None
+    for row in s.scalars(select(S).where(S.last_event_at > cutoff, *in_range, *mine).execution_options(yield_per=1000)):
+        add(row.holder, row.division, -1, **assessment.settled_tally({c: getattr(row, c) for c in S.__table__.columns.keys()}))
+    later = (select(SvEvent.case_id, SvEvent.event_id, SvEvent.type, SvEvent.agency, SvEvent.actor, SvEvent.time,
+                    SvEvent.payload, SvEvent.audience)
+             .join(S, S.case_id == SvEvent.case_id).where(S.last_event_at > cutoff, *in_range)
+             .order_by(SvEvent.case_id, SvEvent.pos).execution_options(yield_per=1000))
+    for _, rows in groupby(s.execute(later), key=lambda r: r.case_id):
+        state = assessment.state_as_of(({"id": r.event_id, "case_id": r.case_id, "type": r.type, "agency": r.agency,
+                                         "actor": r.actor, "time": r.time, "payload": r.payload,
+                                         "audience": r.audience} for r in rows), as_of)
+        if state is None or not assessment.in_population(state, date_from=date_from, date_to=date_to,
+                                                         division=division, agency=agency):
+            continue
+        c = assessment.facts(state, as_of)
+        groups.setdefault((c.agency, c.division), assessment.Tally()).add_case(c)
+        if case_ids is not None:
+            case_ids.append(c.case_id)
+    if case_ids is not None:
+        case_ids += [cid for cid, d in s.execute(select(S.case_id, S.division).where(*in_range, S.last_event_at <= cutoff,
+                                                                                     *mine)) if wanted(d)]
+    groups = {key: t for key, t in groups.items() if t.cases}
+    report = assessment.report(groups, date_from=date_from, date_to=date_to, as_of=as_of, division=division,
+                               agency=agency, names=ctx.name, case_ids=case_ids)
     report["computed_by"] = ctx.agency
     return report
+
+
+def _periods(date_from: date, date_to: date) -> tuple[list[str], list[tuple[str, str]]]:
+    """The counter rows that make up [from, to]: the months it covers whole, and day ranges for the rest."""
+    months, days = [], []
+    first = date_from.replace(day=1)
+    while first <= date_to:
+        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        a, b = max(first, date_from), min(last, date_to)
+        if (a, b) == (first, last):
+            months.append(first.isoformat()[:7])
+        else:
+            days.append((a.isoformat(), b.isoformat()))
+        first = last + timedelta(days=1)
+    return months, days

@@ -26,7 +26,6 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from shared import federation, ledger
 from shared.launcher import REPO, FederationProcesses, NatsServer

@@ -5,8 +5,8 @@ The node is the city 信访局 (510100-xfj), which shares every case of the city
 supervision databases are built with the real Alembic migrations and filled by bulk insert (one process
 per database, so the two cores share the work): N cases over the last five years, 4–6 ledger events each
 (登记, 分办, 交办, 签收, then 受理 and 答复 for most older cases, some of them late), their 查询码 and
-repeat-detection rows. The state of each case is the real fold (shared.ledger.apply) of its events —
-folded once per shape with placeholders, then filled in per case (str.format_map), with the migrations'
+repeat-detection rows, the dashboard's columns and volume counters (intake) and the 考核 summary rows
+and counters (supervision). The state of each case is the real fold (shared.ledger.apply) of its events — folded once per shape with placeholders, then filled in per case (str.format_map), with the migrations'
 secondary indexes dropped during the fill and made again at the end. A million cases take about three
 minutes on the 2-core test machine and ≈ 6 GB per database, so the dataset is made once under
 var/bench-cache/ and reused; the services then run with their clock (shared/clock.py) set back to the
@@ -28,11 +28,14 @@ import re
 import shutil
 import sqlite3
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 
+from services.intake.domain import dashboard
+from services.supervision.domain import assessment
 from shared import clock, divisions, federation, ledger
 from shared.db.migrations import upgrade_head
 from shared.launcher import REPO, NatsServer, NodeProcesses
@@ -42,7 +45,7 @@ NODE = ("510100-xfj", "成都市信访局", "petition_bureau", "510100")
 NODES = [NODE, ("510104-xfj", "锦江区信访局", "petition_bureau", "510104"),
          ("510104-rsj", "锦江区人力资源和社会保障局", "hrss", "510104")]
 YEARS = 5
-GENERATOR = 1                   # bump when the generated data changes: cached datasets are made again
+GENERATOR = 4                   # bump when the generated data changes: cached datasets are made again
 CACHE = REPO / "var" / "bench-cache"
 BATCH = 20_000
 REQUEST_TIMEOUT_S = 150
@@ -139,6 +142,33 @@ def _sql_time(iso: str) -> str:
     return iso[:26].replace("T", " ")
 
 
+def _summaries(k: int, v: dict) -> tuple[dict, dict, str]:
+    """The intake dashboard columns, the supervision summary and the latest event's time of a case with
+    k events (what dashboard.summary / assessment.summary give for its state, worked out from the times
+    alone: fill() checks a sample against the real functions)."""
+    day = lambda key: ledger.local_date(v[key])  # noqa: E731
+    acc_due = day("T0") + timedelta(days=ledger.ACCEPTANCE_NOTICE_DAYS)
+    hand_due = day("T3") + timedelta(days=ledger.HANDLING_DAYS) if k >= 5 else None
+    acc_late = (day("T3") - acc_due).days if k >= 5 else None
+    hand_late = (day("T4") - hand_due).days if k == 6 else None
+    result = lambda late: None if late is None else "met" if late <= 0 else "breached"  # noqa: E731
+    iso = lambda d: d and d.isoformat()  # noqa: E731
+    intake = {"registered_day": day("T0").isoformat(), "collective": False, "repeat": False, "orders": 0,
+              "open_due": iso(acc_due if k == 4 else hand_due if k == 5 else None),
+              "late_days": max(acc_late or 0, hand_late or 0, 0)}
+    sv = {"registered_day": day("T0").isoformat(), "acceptance_notice_due": acc_due.isoformat(),
+          "acceptance_notice_result": result(acc_late), "handling_due": iso(hand_due), "handling_result": result(hand_late),
+          "review_decision_due": None, "review_decision_result": None, "re_review_decision_due": None,
+          "re_review_decision_result": None, "replied": k == 6, "rated": False, "satisfied": False,
+          "review_requested": False, "repeat": False, "skipped_level": False, "orders": 0, "listed": 0}
+    sv["running_due"] = assessment.running_due(sv)
+    return intake, sv, v[{4: "T2", 5: "T3", 6: "T4"}[k]]
+
+
+SV_SUMMARY = list(_summaries(6, {"T0": "2030-01-01T00:00:00+00:00", "T2": "", "T3": "2030-01-02T00:00:00+00:00",
+                                 "T4": "2030-02-01T00:00:00+00:00"})[1])
+
+
 def fill(kind: str, db: Path, n: int, seed: int, now_iso: str) -> dict:
     """Bulk-insert n cases into an already migrated intake or supervision database."""
     t_start = time.monotonic()
@@ -147,7 +177,8 @@ def fill(kind: str, db: Path, n: int, seed: int, now_iso: str) -> dict:
     con = sqlite3.connect(db, isolation_level=None)
     for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-400000", "temp_store=MEMORY"):
         con.execute(f"PRAGMA {pragma}")
-    tables = ("cases", "case_events", "query_codes", "registrations") if kind == "intake" else ("sv_cases", "sv_events")
+    tables = (("cases", "case_events", "query_codes", "registrations") if kind == "intake"
+              else ("sv_cases", "sv_events", "sv_case_summaries"))
     # the migrations' secondary indexes, dropped while filling and made again at the end (sorting once
     # is much faster than inserting a million random keys into a B-tree)
     indexes = con.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
@@ -155,12 +186,15 @@ def fill(kind: str, db: Path, n: int, seed: int, now_iso: str) -> dict:
     con.execute("BEGIN")
     for name, _ in indexes:
         con.execute(f'DROP INDEX "{name}"')
-    cases, events, extra, seq = [], [], [], 0
+    cases, events, extra, summaries, seq = [], [], [], [], 0
+    volumes: Counter = Counter()  # intake's case_volumes: (period, category, division, holder) → cases
+    counts: dict[tuple, list[int]] = {}  # supervision's sv_assessment_counts: (period, holder, division) → tally
 
     def flush():
         if kind == "intake":
-            con.executemany("INSERT INTO cases (case_id, status, category, division, holder, registered_at, state) "
-                            "VALUES (?,?,?,?,?,?,?)", cases)
+            con.executemany("INSERT INTO cases (case_id, status, category, division, holder, registered_at, state, "
+                            "registered_day, collective, repeat, orders, open_due, late_days) "
+                            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", cases)
             con.executemany("INSERT INTO case_events (event_id, case_id, stream_seq, type, agency, actor, time, "
                             "payload) VALUES (?,?,?,?,?,?,?,?)", events)
             con.executemany("INSERT INTO query_codes (code_hash, case_id) VALUES (?,?)", sorted(x[:2] for x in extra))
@@ -171,7 +205,9 @@ def fill(kind: str, db: Path, n: int, seed: int, now_iso: str) -> dict:
                             "registered_at, next_check, state) VALUES (?,?,?,?,?,?,?,?,?)", cases)
             con.executemany("INSERT INTO sv_events (event_id, case_id, stream_seq, type, agency, actor, time, "
                             "audience, payload) VALUES (?,?,?,?,?,?,?,?,?)", events)
-        cases.clear(), events.clear(), extra.clear()
+            con.executemany(f"INSERT INTO sv_case_summaries (case_id, holder, division, last_event_at, "
+                            f"{', '.join(SV_SUMMARY)}) VALUES ({','.join('?' * (4 + len(SV_SUMMARY)))})", summaries)
+        cases.clear(), events.clear(), extra.clear(), summaries.clear()
 
     for i, v, k, t0, cat in _cases(n, seed, now):
         state_t, evs = shapes[k]
@@ -186,14 +222,34 @@ def fill(kind: str, db: Path, n: int, seed: int, now_iso: str) -> dict:
             events.append((v[f"E{j}"], cid, seq, type_, v[agency], actor, v[tm], payload) if kind == "intake" else
                           (v[f"E{j}"], cid, seq, type_, v[agency], actor, v[tm], audience, payload))
         state = state_t.format_map(v)
+        intake_cols, sv_cols, last = _summaries(k, v)
+        if i % 997 == 0:  # the shortcut gives what the projection would keep
+            real = json.loads(state)
+            assert (intake_cols, sv_cols) == (dashboard.summary(real), assessment.summary(real)), (cid, k)
         if kind == "intake":
-            cases.append((cid, STATUS[k], cat, div, holder, _sql_time(v["T0"]), state))
+            cases.append((cid, STATUS[k], cat, div, holder, _sql_time(v["T0"]), state, *intake_cols.values()))
+            day = intake_cols["registered_day"]
+            volumes[(day, cat, div, holder)] += 1
+            volumes[(day[:7], cat, div, holder)] += 1
             extra.append((v["QCH"], cid, cid, v["PSEUDO"], cat, div, f"{cat}事项{i}{CONTENT}", audience))
         else:
             cases.append((cid, STATUS[k], div, holder, v["ORIGIN"], None, _sql_time(v["T0"]), None, state))
+            summaries.append((cid, holder, div, _sql_time(last), *[sv_cols[c] for c in SV_SUMMARY]))
+            tally = assessment.settled_tally(sv_cols)
+            for period in (sv_cols["registered_day"], sv_cols["registered_day"][:7]):
+                total = counts.setdefault((period, holder, div), [0] * len(assessment.COUNTERS))
+                for j, name in enumerate(assessment.COUNTERS):
+                    total[j] += tally[name]
         if len(cases) >= BATCH:
             flush()
     flush()
+    if kind == "supervision":
+        con.executemany(f"INSERT INTO sv_assessment_counts (period, holder, division, {', '.join(assessment.COUNTERS)}) "
+                        f"VALUES ({','.join('?' * (3 + len(assessment.COUNTERS)))})",
+                        [(*key, *values) for key, values in sorted(counts.items())])
+    if kind == "intake":
+        con.executemany("INSERT INTO case_volumes (period, category, division, holder, cases, collective, repeat) "
+                        "VALUES (?,?,?,?,?,0,0)", [(*key, n) for key, n in sorted(volumes.items())])
     for _, sql in indexes:
         con.execute(sql)
     con.execute("COMMIT")
@@ -255,6 +311,8 @@ def timed(http: httpx.Client, url: str, token: str, timeout: float, body: dict |
             out["cases"] = len(body["cases"])
         elif isinstance(body, dict) and isinstance(body.get("total"), dict):
             out["cases"] = body["total"].get("cases")
+        elif isinstance(body, dict) and isinstance(body.get("total"), int):  # /ui/data/overview
+            out["cases"] = body["total"]
     return out
 
 

@@ -10,9 +10,11 @@ timeline across agencies; the 督办看板 draws its charts and its figures equa
 to var/screenshots/. Chromium runs headless with its background traffic off: loopback only."""
 from __future__ import annotations
 
+import io
 import re
 import secrets
 import sqlite3
+from csv import reader as read_csv
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
@@ -393,7 +395,7 @@ def test_pages_end_to_end(fed, browser):
     # 督办看板 at the county bureau: charts drawn, figures equal to the assessment API's
     today = ledger.local_date(datetime.now(ledger.CST))
     params = {"from": today.replace(month=1, day=1).isoformat(), "to": today.isoformat()}
-    wait_for(lambda: case_id in _assessment(fed, params)["cases"], timeout=120, what="the case in the assessment")
+    wait_for(lambda: case_id in _assessment(fed, {**params, "cases": "true"})["cases"], timeout=120, what="the case in the assessment")
     lead = Desk(browser, fed, BUREAU, "leader")
     lead.goto("/ui/dashboard?" + urlencode(params))
     _check_dashboard_equals_api(lead, _assessment(fed, params))
@@ -409,6 +411,11 @@ def test_pages_end_to_end(fed, browser):
     assert csv.status == 200 and csv.headers["content-type"].startswith("text/csv")
     total_row = csv.text().lstrip("\ufeff").splitlines()[1].split(",")
     assert total_row[0] == "合计" and int(total_row[3]) == _assessment(fed, {**params, "division": "510104"})["total"]["cases"]
+    cases_csv = lead.context.request.get(lead.base + lead.page.locator("#cases-csv-link").get_attribute("href"))
+    assert cases_csv.status == 200 and cases_csv.headers["content-type"].startswith("text/csv")
+    listed = list(read_csv(io.StringIO(cases_csv.text().lstrip("\ufeff"))))  # streamed: one row per case
+    assert listed[0][:3] == ["案件编号", "事项", "类别"] and case_id in {r[0] for r in listed[1:]}
+    assert len(listed) - 1 == int(total_row[3])
 
     # 联合接访 at the bureau that hosts the centre, and its big screen; the 人社局's window view
     lead.goto("/ui/centre")

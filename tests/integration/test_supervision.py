@@ -344,7 +344,7 @@ def test_assessment_figures(fed):
         tl.at(day_n)
         do(fed, HRSS, case_id, action, body)
     tl.at(100)
-    query = f"/api/v1/assessment?from={tl.date(0)}&to={tl.date(100)}"
+    query = f"/api/v1/assessment?from={tl.date(0)}&to={tl.date(100)}&cases=true"
     expected = {"cases": 5,
                 "timely_acceptance": {"numerator": 4, "denominator": 5, "rate": 0.8},
                 "on_time_completion": {"numerator": 3, "denominator": 4, "rate": 0.75},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base, utcnow
@@ -20,6 +20,33 @@ class CaseRow(Base):
     holder: Mapped[str] = mapped_column(String(60), index=True)
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     state: Mapped[dict] = mapped_column(JSON)
+    # 督办看板 columns (domain.dashboard.summary of the state, kept at every fold; migration intake_0004)
+    registered_day: Mapped[str | None] = mapped_column(String(10))  # YYYY-MM-DD (Beijing)
+    collective: Mapped[bool | None] = mapped_column(Boolean)
+    repeat: Mapped[bool | None] = mapped_column(Boolean)            # at least one 重复信访 linked
+    orders: Mapped[int | None] = mapped_column(Integer)             # 督办 orders
+    open_due: Mapped[str | None] = mapped_column(String(10))  # earliest due date of a clock still running
+    late_days: Mapped[int | None] = mapped_column(Integer)    # worst lateness of a clock met late
+
+    __table_args__ = (  # the dashboard reads these indexes, not the rows (and their state), but for its top 20
+        Index("ix_cases_registered_day", "registered_day", "division"),
+        Index("ix_cases_open_due", "open_due", "registered_day", "division"),
+        Index("ix_cases_late_days", "late_days", "registered_day", "division"))
+
+
+class CaseVolumeRow(Base):
+    """督办看板 volumes: how many cases registered on a day (period YYYY-MM-DD) or in a month (YYYY-MM) per
+    category ('' for none), division and holder, and how many of them collective or repeated. Counters
+    kept by the projection (handlers.project_event: a case's contribution moves when its key changes), so
+    a year of the dashboard reads a few thousand rows, not a million cases (migration intake_0004)."""
+    __tablename__ = "case_volumes"
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    category: Mapped[str] = mapped_column(String(30), primary_key=True)
+    division: Mapped[str] = mapped_column(String(6), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(60), primary_key=True)
+    cases: Mapped[int] = mapped_column(Integer)
+    collective: Mapped[int] = mapped_column(Integer)
+    repeat: Mapped[int] = mapped_column(Integer)
 
 
 class CaseEventRow(Base):

@@ -12,18 +12,19 @@ import hmac
 import json
 import re
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response,
+                               StreamingResponse)
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import select
 
 from services.intake import handlers
 from services.intake.adapters.orm import CaseRow, QueryCodeRow
+from services.intake.web import dashboard_data
 from services.intake.domain.identifiers import query_code_hash
 from services.intake.domain.petition import CHANNEL_LABELS
 from shared import clock, divisions, ledger
@@ -463,47 +464,29 @@ def build_pages_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
                                 error="未找到该查询码对应的信访事项，请核对后重新输入", view=None)
         return pages.render("query.html", request, who=None, title="信访事项查询", code=code, error=None, view=view)
 
-    # --- the dashboard's case summary (this node's read model) ---
+    # --- the dashboard's figures from this node's read model (SQL over the dashboard columns) ---
 
-    def overview(date_from: date, date_to: date, division: str | None) -> list[dict]:
-        since = datetime.combine(date_from, datetime.min.time(), ledger.CST) - timedelta(days=1)
-        now = clock.now()
-        names = {n.agency: n.name for n in ctx.directory.nodes}
-        out = []
+    def names() -> dict[str, str]:
+        return {n.agency: n.name for n in ctx.directory.nodes}
+
+    def overview(date_from: date, date_to: date, division: str | None) -> dict:
         with rt.db.read() as s:
-            for case in s.scalars(select(CaseRow).where(CaseRow.registered_at >= since.astimezone(timezone.utc))):
-                st = case.state
-                day = ledger.local_date(st["registered_at"])
-                if not date_from <= day <= date_to:
-                    continue
-                if division and not divisions.contains(division, st["division"]):
-                    continue
-                overdue = [{"clock": c["label"], "due_date": c["due_date"], "days_late": c["days_late"],
-                            "responsible": c["responsible"], "responsible_name": names.get(c["responsible"],
-                                                                                           c["responsible"])}
-                           for c in ledger.clocks(st, now) if c["supervised"] and c["state"] == "breached"]
-                out.append({"case_id": case.case_id, "title": st.get("title"), "category": st.get("category") or "其他",
-                            "division": st["division"], "division_name": divisions.name(st["division"]),
-                            "holder": st["holder"], "holder_name": names.get(st["holder"], st["holder"]),
-                            "registered_date": day.isoformat(), "status_label": ledger.STATUS_LABELS.get(st["status"],
-                                                                                                        st["status"]),
-                            "collective": bool(st.get("collective")), "repeat_count": st.get("repeat_count", 0),
-                            "skipped_level": "skipped_level" in st.get("flags", []),
-                            "orders": len(st.get("orders", [])), "overdue": overdue,
-                            "days_late": max((o["days_late"] for o in overdue), default=0)})
-        return out
+            return dashboard_data.overview(s, date_from, date_to, division, clock.now(), names())
 
-    @router.get("/ui/data/overview")
-    async def overview_data(request: Request):
-        who = pages.principal(pages.token(request))
-        if who is None:
-            return JSONResponse({"error": {"code": "unauthenticated", "message": "需要登录"}}, status_code=401)
+    def overview_csv(date_from: date, date_to: date, division: str | None):
+        with rt.db.read() as s:
+            yield from dashboard_data.case_csv(s, date_from, date_to, division, clock.now(), names())
+
+    def overview_params(request: Request) -> tuple[date, date, str | None] | JSONResponse:
         q = request.query_params
         try:
             date_to = date.fromisoformat(q["to"]) if q.get("to") else ledger.local_date(clock.now())
             date_from = date.fromisoformat(q["from"]) if q.get("from") else date_to.replace(month=1, day=1)
         except ValueError:
             return JSONResponse({"error": {"code": "invalid", "field": "from", "message": "日期格式应为 YYYY-MM-DD"}},
+                                status_code=422)
+        if date_from > date_to:
+            return JSONResponse({"error": {"code": "invalid", "field": "from", "message": "起始日期不能晚于截止日期"}},
                                 status_code=422)
         division = q.get("division") or None
         if division:
@@ -512,9 +495,27 @@ def build_pages_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
             except divisions.UnknownDivision:
                 return JSONResponse({"error": {"code": "invalid", "field": "division", "message": "未知的行政区划代码"}},
                                     status_code=422)
-        cases = await asyncio.to_thread(overview, date_from, date_to, division)
-        return JSONResponse({"from": date_from.isoformat(), "to": date_to.isoformat(), "division": division,
-                             "cases": cases}, headers=page_headers())
+        return date_from, date_to, division
+
+    @router.get("/ui/data/overview")
+    async def overview_data(request: Request):
+        if pages.principal(pages.token(request)) is None:
+            return JSONResponse({"error": {"code": "unauthenticated", "message": "需要登录"}}, status_code=401)
+        params = overview_params(request)
+        if isinstance(params, JSONResponse):
+            return params
+        return JSONResponse(await asyncio.to_thread(overview, *params), headers=page_headers())
+
+    @router.get("/ui/data/overview.csv")
+    async def overview_csv_data(request: Request):
+        if pages.principal(pages.token(request)) is None:
+            return JSONResponse({"error": {"code": "unauthenticated", "message": "需要登录"}}, status_code=401)
+        params = overview_params(request)
+        if isinstance(params, JSONResponse):
+            return params
+        name = f"cases_{params[0]}_{params[1]}.csv"
+        return StreamingResponse(overview_csv(*params), media_type="text/csv; charset=utf-8",
+                                 headers=page_headers({"Content-Disposition": f'attachment; filename="{name}"'}))
 
     # --- same-origin proxy to the node's services ---
 

@@ -73,5 +73,6 @@ class LegalWorker:
             await asyncio.to_thread(self.rt.db.run, lambda s: handlers.referral_delivered(s, ref_id))
         except Exception as e:  # receiving node down or slow: the referring node keeps the case; retry
             log.info("referral %s to %s not delivered: %s", ref_id, target, e)
-            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.referral_failed(s, self.ctx, ref_id, str(e)))
+            reason = str(e)
+            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.referral_failed(s, self.ctx, ref_id, reason))
             self.rt.relay.notify()

@@ -71,5 +71,6 @@ class RoutingWorker:
                                                                                       "handler"))
             await asyncio.to_thread(self.rt.db.run, lambda s: handlers.offer_delivered(s, case_id, attempt))
         except Exception as e:  # target down or slow: 首问 node keeps the case; retry with backoff
-            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.offer_failed(s, self.ctx, case_id, attempt, str(e)))
+            reason = str(e)
+            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.offer_failed(s, self.ctx, case_id, attempt, reason))
             self.rt.relay.notify()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db.base import Base
@@ -30,6 +30,65 @@ class SvCase(Base):
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     next_check: Mapped[str | None] = mapped_column(String(10), index=True)  # YYYY-MM-DD (Beijing); None: nothing due
     state: Mapped[dict] = mapped_column(JSON)
+
+
+class SvCaseSummary(Base):
+    """What one case contributes to the 考核 figures (domain.assessment.summary of its state), kept by the
+    projection at every fold, one narrow row per case: the assessment adds these up with SQL instead of
+    folding every event of every case on each request (migration supervision_0002)."""
+    __tablename__ = "sv_case_summaries"
+    case_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    registered_day: Mapped[str] = mapped_column(String(10), index=True)  # YYYY-MM-DD (Beijing)
+    holder: Mapped[str] = mapped_column(String(60))
+    division: Mapped[str] = mapped_column(String(6))
+    last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the latest event's time (UTC)
+    acceptance_notice_due: Mapped[str] = mapped_column(String(10))
+    acceptance_notice_result: Mapped[str | None] = mapped_column(String(10))  # met | breached, once done
+    handling_due: Mapped[str | None] = mapped_column(String(10))              # None: the clock has not started
+    handling_result: Mapped[str | None] = mapped_column(String(10))
+    review_decision_due: Mapped[str | None] = mapped_column(String(10))
+    review_decision_result: Mapped[str | None] = mapped_column(String(10))
+    re_review_decision_due: Mapped[str | None] = mapped_column(String(10))
+    re_review_decision_result: Mapped[str | None] = mapped_column(String(10))
+    replied: Mapped[bool] = mapped_column(Boolean)
+    rated: Mapped[bool] = mapped_column(Boolean)
+    satisfied: Mapped[bool] = mapped_column(Boolean)
+    review_requested: Mapped[bool] = mapped_column(Boolean)
+    repeat: Mapped[bool] = mapped_column(Boolean)
+    skipped_level: Mapped[bool] = mapped_column(Boolean)
+    orders: Mapped[int] = mapped_column(Integer)
+    listed: Mapped[int] = mapped_column(Integer)
+    running_due: Mapped[str | None] = mapped_column(String(10))  # the earliest due date of a clock still running
+
+    __table_args__ = (Index("ix_sv_case_summaries_running_due", "running_due", "registered_day"),
+                      Index("ix_sv_case_summaries_last_event_at", "last_event_at", "registered_day"))
+
+
+class SvAssessmentCount(Base):
+    """考核 counters: the sum of assessment.settled_tally over the cases registered on a day (period
+    YYYY-MM-DD) or in a month (YYYY-MM) per holder and division, kept by the projection (a case's
+    contribution moves when its summary changes), so a year's figures read a few thousand rows."""
+    __tablename__ = "sv_assessment_counts"
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(60), primary_key=True)
+    division: Mapped[str] = mapped_column(String(6), primary_key=True)
+    cases: Mapped[int] = mapped_column(Integer)
+    acceptance_met: Mapped[int] = mapped_column(Integer)
+    acceptance_ended: Mapped[int] = mapped_column(Integer)
+    handling_met: Mapped[int] = mapped_column(Integer)
+    handling_ended: Mapped[int] = mapped_column(Integer)
+    replied: Mapped[int] = mapped_column(Integer)
+    replied_rated: Mapped[int] = mapped_column(Integer)
+    replied_satisfied: Mapped[int] = mapped_column(Integer)
+    replied_first_time: Mapped[int] = mapped_column(Integer)
+    repeat: Mapped[int] = mapped_column(Integer)
+    skipped_level: Mapped[int] = mapped_column(Integer)
+    breached_acceptance_notice: Mapped[int] = mapped_column(Integer)
+    breached_handling: Mapped[int] = mapped_column(Integer)
+    breached_review_decision: Mapped[int] = mapped_column(Integer)
+    breached_re_review_decision: Mapped[int] = mapped_column(Integer)
+    orders: Mapped[int] = mapped_column(Integer)
+    listed: Mapped[int] = mapped_column(Integer)
 
 
 class SvEvent(Base):

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime, time, timezone
 from typing import Callable, Iterable
 
 from shared import divisions, ledger
@@ -88,53 +88,156 @@ def _rate(n: int, d: int) -> dict:
     return {"numerator": n, "denominator": d, "rate": round(n / d, 4) if d else None}
 
 
-def metrics(cases: list[CaseFacts]) -> dict:
-    replied = [c for c in cases if c.replied]
-    rated = [c for c in replied if c.rated]
-    overdue = {name: sum(1 for c in cases if name in c.breached) for name in ledger.SUPERVISED_CLOCKS}
+@dataclass
+class Tally:
+    """The counters behind the figures of a group of cases: what `metrics` needs, nothing per case.
+    Summed per case (CaseFacts) or by SQL per (agency, division) group (handlers.assessment_report)."""
+    cases: int = 0
+    acceptance_met: int = 0
+    acceptance_ended: int = 0
+    handling_met: int = 0
+    handling_ended: int = 0
+    replied: int = 0
+    replied_rated: int = 0
+    replied_satisfied: int = 0      # replied, rated, latest rating 满意/基本满意
+    replied_first_time: int = 0     # replied, no 复查 request, no repeat petition
+    repeat: int = 0
+    skipped_level: int = 0
+    breached_acceptance_notice: int = 0
+    breached_handling: int = 0
+    breached_review_decision: int = 0
+    breached_re_review_decision: int = 0
+    orders: int = 0
+    listed: int = 0
+
+    def add_case(self, c: CaseFacts) -> None:
+        self.cases += 1
+        self.acceptance_met += c.acceptance == "met"
+        self.acceptance_ended += c.acceptance is not None
+        self.handling_met += c.handling == "met"
+        self.handling_ended += c.handling is not None
+        self.replied += c.replied
+        self.replied_rated += c.replied and c.rated
+        self.replied_satisfied += c.replied and c.rated and c.satisfied
+        self.replied_first_time += c.replied and not c.review_requested and not c.repeat
+        self.repeat += c.repeat
+        self.skipped_level += c.skipped_level
+        for name in c.breached:
+            setattr(self, f"breached_{name}", getattr(self, f"breached_{name}") + 1)
+        self.orders += c.orders
+        self.listed += c.listed
+
+    def __iadd__(self, other: Tally) -> Tally:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + (getattr(other, f.name) or 0))
+        return self
+
+
+def metrics(t: Tally) -> dict:
+    overdue = {name: getattr(t, f"breached_{name}") for name in ledger.SUPERVISED_CLOCKS}
     return {
-        "cases": len(cases),
-        "timely_acceptance": _rate(sum(c.acceptance == "met" for c in cases),
-                                   sum(c.acceptance is not None for c in cases)),
-        "on_time_completion": _rate(sum(c.handling == "met" for c in cases), sum(c.handling is not None for c in cases)),
-        "evaluation_participation": _rate(len(rated), len(replied)),
-        "satisfaction": _rate(sum(c.satisfied for c in rated), len(rated)),
-        "first_time_resolution": _rate(sum(not c.review_requested and not c.repeat for c in replied), len(replied)),
-        "repeat_rate": _rate(sum(c.repeat for c in cases), len(cases)),
-        "skipped_level_visits": sum(c.skipped_level for c in cases),
+        "cases": t.cases,
+        "timely_acceptance": _rate(t.acceptance_met, t.acceptance_ended),
+        "on_time_completion": _rate(t.handling_met, t.handling_ended),
+        "evaluation_participation": _rate(t.replied_rated, t.replied),
+        "satisfaction": _rate(t.replied_satisfied, t.replied_rated),
+        "first_time_resolution": _rate(t.replied_first_time, t.replied),
+        "repeat_rate": _rate(t.repeat, t.cases),
+        "skipped_level_visits": t.skipped_level,
         "overdue": {**overdue, "total": sum(overdue.values())},
-        "supervision_orders": sum(c.orders for c in cases),
-        "listed_supervision": sum(c.listed for c in cases),
+        "supervision_orders": t.orders,
+        "listed_supervision": t.listed,
     }
+
+
+def in_population(state: dict, *, date_from: date, date_to: date, division: str | None, agency: str | None) -> bool:
+    if not date_from <= ledger.local_date(state["registered_at"]) <= date_to:
+        return False
+    if division and not divisions.contains(division, state["division"]):
+        return False
+    return not agency or state["holder"] == agency
 
 
 def assess(case_events: Iterable[list[dict]], *, date_from: date, date_to: date, now: datetime,
            division: str | None = None, agency: str | None = None,
            names: Callable[[str], str] = lambda a: a) -> dict:
-    """The figures for the population (see the module docstring), in total, per agency and per division."""
-    as_of = min(end_of_day(date_to), now)
-    population: list[CaseFacts] = []
+    """The figures for the population (see the module docstring), in total, per agency and per division,
+    folding every case's events. The reference: the service computes the same from per-case summary
+    columns (handlers.assessment_report), and a test holds the two equal."""
+    as_of = evaluation_moment(date_to, now)
+    groups: dict[tuple[str, str], Tally] = {}
+    case_ids = []
     for events in case_events:
         state = state_as_of(events, as_of)
-        if state is None or not date_from <= ledger.local_date(state["registered_at"]) <= date_to:
+        if state is None or not in_population(state, date_from=date_from, date_to=date_to, division=division,
+                                               agency=agency):
             continue
-        if division and not divisions.contains(division, state["division"]):
-            continue
-        if agency and state["holder"] != agency:
-            continue
-        population.append(facts(state, as_of))
-    by_agency = sorted({c.agency for c in population})
-    by_division = sorted({c.division for c in population})
-    return {
+        c = facts(state, as_of)
+        groups.setdefault((c.agency, c.division), Tally()).add_case(c)
+        case_ids.append(c.case_id)
+    return report(groups, date_from=date_from, date_to=date_to, as_of=as_of, division=division, agency=agency,
+                  names=names, case_ids=case_ids)
+
+
+def evaluation_moment(date_to: date, now: datetime) -> datetime:
+    return min(end_of_day(date_to), now)
+
+
+def report(groups: dict[tuple[str, str], Tally], *, date_from: date, date_to: date, as_of: datetime,
+           division: str | None, agency: str | None, names: Callable[[str], str] = lambda a: a,
+           case_ids: Iterable[str] | None = None) -> dict:
+    """The report from the tallies of the population's (agency, division) groups."""
+    total, by_agency, by_division = Tally(), {}, {}
+    for (a, d), t in groups.items():
+        total += t
+        for group, key in ((by_agency, a), (by_division, d)):
+            group.setdefault(key, Tally())
+            group[key] += t
+    out = {
         "from": date_from.isoformat(), "to": date_to.isoformat(), "as_of": as_of.isoformat(),
         "division": division, "agency": agency,
-        "total": metrics(population),
-        "by_agency": [{"agency": a, "agency_name": names(a), **metrics([c for c in population if c.agency == a])}
-                      for a in by_agency],
-        "by_division": [{"division": d, "division_name": divisions.name(d),
-                         **metrics([c for c in population if c.division == d])} for d in by_division],
-        "cases": sorted(c.case_id for c in population),
+        "total": metrics(total),
+        "by_agency": [{"agency": a, "agency_name": names(a), **metrics(by_agency[a])} for a in sorted(by_agency)],
+        "by_division": [{"division": d, "division_name": divisions.name(d), **metrics(by_division[d])}
+                        for d in sorted(by_division)],
     }
+    if case_ids is not None:
+        out["cases"] = sorted(case_ids)
+    return out
+
+
+# --- per-case summary rows and the counters, kept by the projection ---------------------------------
+
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def utc(t: str | datetime) -> datetime:
+    """An instant (ISO string or datetime; naive means UTC, as SQLite gives it back) in UTC."""
+    if isinstance(t, str):
+        t = datetime.fromisoformat(t)
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+def summary(state: dict) -> dict:
+    """What a case contributes to the figures, as far as it does not depend on the evaluation moment:
+    the registration day, each supervised clock's due date and — once its act is done — its result
+    (met | breached), and the flags and counts of CaseFacts. Stored on sv_cases at every fold; the
+    moment only decides whether a clock still running is breached by then (its due date passed).
+    (Read as of 1970, no clock has run late yet: only the clocks whose act is done have a result.)"""
+    cl = {c["name"]: c for c in ledger.clocks(state, _LONG_AGO)}
+    out: dict = {"registered_day": ledger.local_date(state["registered_at"]).isoformat()}
+    for name in ledger.SUPERVISED_CLOCKS:
+        c = cl.get(name)
+        out[f"{name}_due"] = c["due_date"] if c else None
+        out[f"{name}_result"] = c["state"] if c and c["done_at"] else None
+    ratings, orders = state.get("ratings", []), state.get("orders", [])
+    out.update(replied=bool(state.get("reply")), rated=bool(ratings),
+               satisfied=bool(ratings) and ratings[-1]["rating"] in SATISFIED,
+               review_requested=bool(state.get("review")), repeat=state.get("repeat_count", 0) > 0,
+               skipped_level="skipped_level" in state.get("flags", []), orders=len(orders),
+               listed=sum(1 for o in orders if o["level"] == "挂牌督办"))
+    out["running_due"] = running_due(out)
+    return out
 
 
 CSV_HEADER = ["维度", "代码", "名称", "件数", *[f"{v}" for v in RATE_LABELS.values()],
@@ -157,3 +260,29 @@ def to_csv(report: dict) -> str:
                     *[m["overdue"][c] for c in ledger.SUPERVISED_CLOCKS], m["overdue"]["total"],
                     m["supervision_orders"], m["listed_supervision"]])
     return "\ufeff" + buf.getvalue()
+
+
+COUNTERS = tuple(f.name for f in fields(Tally))
+
+
+def settled_tally(summary: dict) -> dict[str, int]:
+    """A case's Tally from its summary row as far as it does not depend on the evaluation day: a clock still
+    running adds nothing here (it counts once its due date is before that day, see running_due)."""
+    result = lambda name: summary[f"{name}_result"]  # noqa: E731
+    replied, rated = bool(summary["replied"]), bool(summary["rated"])
+    return {"cases": 1,
+            "acceptance_met": int(result("acceptance_notice") == "met"),
+            "acceptance_ended": int(result("acceptance_notice") is not None),
+            "handling_met": int(result("handling") == "met"), "handling_ended": int(result("handling") is not None),
+            "replied": int(replied), "replied_rated": int(replied and rated),
+            "replied_satisfied": int(replied and rated and bool(summary["satisfied"])),
+            "replied_first_time": int(replied and not summary["review_requested"] and not summary["repeat"]),
+            "repeat": int(bool(summary["repeat"])), "skipped_level": int(bool(summary["skipped_level"])),
+            **{f"breached_{name}": int(result(name) == "breached") for name in ledger.SUPERVISED_CLOCKS},
+            "orders": summary["orders"], "listed": summary["listed"]}
+
+
+def running_due(summary: dict) -> str | None:
+    """The earliest due date among the case's supervised clocks still running (None: none runs)."""
+    return min((summary[f"{n}_due"] for n in ledger.SUPERVISED_CLOCKS
+                if summary[f"{n}_due"] and summary[f"{n}_result"] is None), default=None)

@@ -177,7 +177,8 @@ def build_router(rt, ctx: handlers.SupervisionContext) -> APIRouter:
                      date_from: Annotated[date | None, Query(alias="from", description="登记日期起 YYYY-MM-DD")] = None,
                      date_to: Annotated[date | None, Query(alias="to", description="登记日期止 YYYY-MM-DD")] = None,
                      division: str | None = None, agency: str | None = None,
-                     format: Literal["json", "csv"] | None = None):
+                     format: Literal["json", "csv"] | None = None,
+                     cases: Annotated[bool, Query(description="also list the population's case ids")] = False):
         today = ledger.local_date(clock.now())
         date_to = date_to or today
         date_from = date_from or date_to.replace(month=1, day=1)
@@ -191,7 +192,8 @@ def build_router(rt, ctx: handlers.SupervisionContext) -> APIRouter:
         if agency and ctx.directory.get(agency) is None:
             raise Invalid(f"agency: 未知机构 unknown agency {agency}", "agency")
         report = await read(lambda s: handlers.assessment_report(s, ctx, date_from=date_from, date_to=date_to,
-                                                                 division=division, agency=agency))
+                                                                 division=division, agency=agency,
+                                                                 with_cases=cases))
         if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
             name = f"assessment_{date_from}_{date_to}.csv"
             return Response(to_csv(report), media_type="text/csv; charset=utf-8",

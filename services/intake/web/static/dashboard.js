@@ -1,6 +1,7 @@
 /* 督办看板: figures from the supervision assessment API (GET /api/v1/assessment, the same numbers as its
-   JSON and CSV), volumes from this node's case read model (/ui/data/overview) restricted to the
-   assessment's population, charts with Apache ECharts (static/echarts.min.js, no CDN).
+   JSON and CSV), volumes and the most overdue cases from this node's case read model (/ui/data/overview:
+   aggregates computed by the server, never one row per case; /ui/data/overview.csv lists the cases),
+   charts with Apache ECharts (static/echarts.min.js, no CDN).
    When everything is drawn, <body data-dashboard="ready"> and each chart has data-points. */
 "use strict";
 (() => {
@@ -73,20 +74,13 @@
       rows, {id: "assessment-table", "data-from": report.from, "data-to": report.to});
   }
 
-  function overdueTable(cases) {
-    const list = cases.filter(c => c.days_late > 0).sort((a, b) => b.days_late - a.days_late).slice(0, 20);
+  function overdueTable(list) {
     if (!list.length) return el("p", {class: "empty"}, "所选期间没有超期案件。");
     return LF.table("超期最久的案件（前20件）", ["事项", "类别", "承办机构", "超期时限", "截止日期", "超期天数", "督办"], list.map(c =>
       el("tr", {dataset: {caseId: c.case_id}}, el("td", {}, el("a", {href: `/ui/cases/${encodeURIComponent(c.case_id)}`}, c.title || c.case_id)),
         el("td", {}, c.category), el("td", {}, c.holder_name),
         el("td", {}, c.overdue.map(o => o.clock).join("、")), el("td", {}, c.overdue.map(o => o.due_date).join("、")),
         el("td", {class: "num"}, `${c.days_late} 日`), el("td", {class: "num"}, String(c.orders)))), {id: "overdue-cases"});
-  }
-
-  function countBy(list, key) {
-    const out = new Map();
-    for (const x of list) out.set(x[key], (out.get(x[key]) || 0) + 1);
-    return out;
   }
 
   /** Draw one chart; resolves once ECharts has finished rendering it. */
@@ -105,30 +99,18 @@
     });
   }
 
-  function trendBuckets(p) {
-    const start = new Date(p.from + "T00:00:00Z"), end = new Date(p.to + "T00:00:00Z");
-    const days = Math.round((end - start) / 86400000) + 1;
-    const monthly = days > 62;
-    const keys = [];
-    if (monthly) {
-      for (let d = new Date(start); d <= end; d.setUTCMonth(d.getUTCMonth() + 1, 1)) keys.push(d.toISOString().slice(0, 7));
-    } else {
-      for (let d = new Date(start); d <= end; d.setUTCDate(d.getUTCDate() + 1)) keys.push(d.toISOString().slice(0, 10));
-    }
-    return {keys: [...new Set(keys)], key: day => monthly ? day.slice(0, 7) : day};
-  }
-
   async function load() {
     const cfg = await LF.config();
     const p = params(cfg);
     fillFilters(cfg, p);
     document.getElementById("csv-link").href = "/ui/api/supervision/api/v1/assessment?" + query(p, {format: "csv"});
+    document.getElementById("cases-csv-link").href = "/ui/data/overview.csv?" + query(p);
     const [ar, or] = await Promise.all([api("supervision", "api/v1/assessment?" + query(p)),
                                         api("ui", "/ui/data/overview?" + query(p))]);
     if (!ar.ok) { announce(status, "无法加载考核数据：" + LF.errorText(ar), "error"); document.body.dataset.dashboard = "error"; return; }
     const report = ar.data, total = report.total;
-    const population = new Set(report.cases || []);
-    const cases = (or.ok ? or.data.cases : []).filter(c => population.has(c.case_id));
+    const ov = or.ok ? or.data : {total: 0, collective: 0, buckets: [], by_category: [], most_overdue: [],
+                                   trend: {category: [], division_name: [], holder_name: []}};
 
     const kpis = document.getElementById("kpis");
     LF.clear(kpis);
@@ -137,28 +119,21 @@
       kpi("supervision_orders", "督办件数", total.supervision_orders), kpi("listed_supervision", "挂牌督办", total.listed_supervision),
       kpi("skipped_level_visits", "越级访数", total.skipped_level_visits),
       kpi("repeat_cases", "重复信访件数", total.repeat_rate.numerator),
-      kpi("collective_cases", "集体访件数", cases.filter(c => c.collective).length),
+      kpi("collective_cases", "集体访件数", ov.collective),
       rateKpi("timely_acceptance", "及时受理率", total), rateKpi("on_time_completion", "按期办结率", total),
       rateKpi("satisfaction", "满意率", total)]);
     const rt = document.getElementById("rates-table");
     LF.clear(rt).appendChild(ratesTable(report));
     const ot = document.getElementById("overdue-table");
-    LF.clear(ot).appendChild(overdueTable(cases));
+    LF.clear(ot).appendChild(overdueTable(ov.most_overdue));
 
-    const categories = [...countBy(cases, "category").entries()].sort((a, b) => b[1] - a[1]);
-    const buckets = trendBuckets(p);
     const trendBy = document.getElementById("trend-by");
     const trend = () => {
-      const key = trendBy.value;
-      const groups = [...countBy(cases, key).entries()].sort((a, b) => b[1] - a[1]);
-      const series = groups.map(([group]) => {
-        const counts = countBy(cases.filter(c => c[key] === group).map(c => ({k: buckets.key(c.registered_date)})), "k");
-        return {name: group, type: "bar", stack: "total", data: buckets.keys.map(k => counts.get(k) || 0)};
-      });
-      return draw("chart-trend", {legend: {top: 0}, xAxis: {type: "category", data: buckets.keys},
+      const series = ov.trend[trendBy.value].map(g => ({name: g.name, type: "bar", stack: "total", data: g.data}));
+      return draw("chart-trend", {legend: {top: 0}, xAxis: {type: "category", data: ov.buckets},
                                   yAxis: {type: "value", minInterval: 1, name: "件"},
-                                  series: series.length ? series : [{type: "bar", data: buckets.keys.map(() => 0)}]},
-                  cases.length);
+                                  series: series.length ? series : [{type: "bar", data: ov.buckets.map(() => 0)}]},
+                  ov.total);
     };
     trendBy.onchange = () => { trend(); };
     const agencies = report.by_agency;
@@ -167,7 +142,7 @@
     await Promise.all([
       trend(),
       draw("chart-category", {tooltip: {trigger: "item"}, series: [{type: "pie", radius: ["35%", "65%"],
-                              label: {formatter: "{b}：{c}件"}, data: categories.map(([name, value]) => ({name, value}))}]}, categories.length),
+                              label: {formatter: "{b}：{c}件"}, data: ov.by_category.map(c => ({name: c.name, value: c.cases}))}]}, ov.by_category.length),
       draw("chart-division", {xAxis: {type: "category", data: report.by_division.map(d => d.division_name)},
                               yAxis: {type: "value", minInterval: 1, name: "件"},
                               series: [{name: "件数", type: "bar", data: report.by_division.map(d => d.cases), label: {show: true, position: "top"}}]},
