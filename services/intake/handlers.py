@@ -7,8 +7,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from services.intake.adapters.orm import (CaseEventRow, CaseRow, CaseVolumeRow, IdempotencyRow, PetitionerRow,
@@ -21,6 +19,7 @@ from shared.bus.envelope import Event
 from shared.categories import classify
 from shared.config import Directory
 from shared.crypto import FieldCipher, pseudonym
+from shared.db import counters
 from shared.db.plumbing import audit
 from shared.errors import Conflict, Invalid
 from shared.web import Principal
@@ -194,18 +193,12 @@ def _volume_key(case: CaseRow) -> tuple | None:
 
 
 def _count_volume(s: Session, key: tuple | None, sign: int) -> None:
-    """Add (sign=+1) or take away (-1) a case's contribution to its day's and its month's volume counters:
-    an upsert, so concurrent units of work never race to create the same row."""
+    """Add (sign=+1) or take away (-1) a case's contribution to its day's and its month's volume counters."""
     if key is None:
         return
     day, category, division, holder, collective, repeat = key
-    insert = postgresql_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
-    for period in (day, day[:7]):
-        stmt = insert(CaseVolumeRow).values(period=period, category=category, division=division, holder=holder,
-                                            cases=sign, collective=sign * collective, repeat=sign * repeat)
-        s.execute(stmt.on_conflict_do_update(
-            index_elements=["period", "category", "division", "holder"],
-            set_={c: getattr(CaseVolumeRow, c) + getattr(stmt.excluded, c) for c in ("cases", "collective", "repeat")}))
+    counters.add(s, CaseVolumeRow.__tablename__, {"category": category, "division": division, "holder": holder},
+                 {"cases": sign, "collective": sign * collective, "repeat": sign * repeat}, [day, day[:7]])
 
 
 def count_breached_deadlines(s: Session) -> int:

@@ -12,8 +12,6 @@ from datetime import date, datetime, timedelta, timezone
 from itertools import groupby
 
 from sqlalchemy import and_, case as when, func, or_, select, text
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from services.supervision.adapters.orm import (Meta, SvAssessmentCount, SvCase, SvCaseSummary, SvDocument, SvEvent,
@@ -23,6 +21,7 @@ from shared import clock, divisions, ledger
 from shared.bus import outbox
 from shared.bus.envelope import Event
 from shared.config import Directory, NodeConfig
+from shared.db import counters
 from shared.db.plumbing import audit
 from shared.errors import NotFound
 from shared.web import Principal
@@ -133,18 +132,12 @@ def _contribution(row: SvCaseSummary) -> tuple[tuple[str, str, str], tuple[int, 
 
 
 def _count(s: Session, contribution: tuple | None, sign: int) -> None:
-    """Add (sign=+1) or take away (-1) a case's settled tally to its day's and its month's counters (an
-    upsert: concurrent units of work never race to create the same row)."""
+    """Add (sign=+1) or take away (-1) a case's settled tally to its day's and its month's counters."""
     if contribution is None:
         return
     (day, holder, division), values = contribution
-    insert = postgresql_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
-    for period in (day, day[:7]):
-        stmt = insert(SvAssessmentCount).values(period=period, holder=holder, division=division,
-                                                **{c: sign * v for c, v in zip(assessment.COUNTERS, values)})
-        s.execute(stmt.on_conflict_do_update(
-            index_elements=["period", "holder", "division"],
-            set_={c: getattr(SvAssessmentCount, c) + getattr(stmt.excluded, c) for c in assessment.COUNTERS}))
+    counters.add(s, SvAssessmentCount.__tablename__, {"holder": holder, "division": division},
+                 {c: sign * v for c, v in zip(assessment.COUNTERS, values)}, [day, day[:7]])
 
 
 def durable_epoch(s: Session, new_epoch: str) -> str:
