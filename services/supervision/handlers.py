@@ -65,17 +65,21 @@ def write_lock(s: Session) -> None:
 
 # --- projection ------------------------------------------------------------------------------------
 
+NOT_SHARED = "not shared"
+
+
 def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: int | None,
-                  backfill: bool = False) -> bool:
+                  backfill: bool = False) -> bool | str:
     """Fold one ledger event into this node's supervision projection. Idempotent (keyed by event id).
     Returns False for a case this node has just come to share without its history (the caller then
-    replays that history with backfill=True)."""
+    replays that history with backfill=True), NOT_SHARED (truthy: nothing to replay) for a case this
+    node does not share, True otherwise."""
     seen = select(SvEvent.pos).where(SvEvent.event_id == ev.id)
     if s.scalar(seen) is not None:
         return True
     if ctx.agency not in ev.audience and not backfill and s.scalar(select(SvCase.case_id).where(
             SvCase.case_id == ev.case_id)) is None:
-        return True  # not shared with this node (decided without taking the write lock)
+        return NOT_SHARED  # (decided without taking the write lock)
     write_lock(s)
     if s.scalar(seen) is not None:
         return True

@@ -6,7 +6,6 @@ import logging
 import uuid
 
 from services.supervision import handlers
-from services.supervision.adapters.orm import SvCase
 from shared import ledger
 from shared.bus.envelope import Event
 from shared.runtime import ServiceRuntime
@@ -25,12 +24,9 @@ class SupervisionWorker:
 
     # --- projection ---
     def _apply(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
-        def fold(s):
-            applied = handlers.project_event(s, self.ctx, event, seq, backfill)
-            return applied, applied and s.get(SvCase, event.case_id) is None
-        applied, unshared = self.rt.db.run(fold)
-        self.not_shared.learn(event.case_id, event.audience if unshared else None)
-        return applied
+        applied = self.rt.db.run(lambda s: handlers.project_event(s, self.ctx, event, seq, backfill))
+        self.not_shared.learn(event.case_id, event.audience if applied == handlers.NOT_SHARED else None)
+        return bool(applied)
 
     async def handle(self, event: Event, seq: int) -> None:
         if event.type == ledger.REGISTERED and self.rt.agency not in event.audience:
