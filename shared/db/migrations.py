@@ -8,11 +8,16 @@ from alembic import command, op
 from alembic.config import Config
 
 
-def upgrade_head(service_dir: Path, url: str) -> None:
+def alembic_config(service_dir: Path, url: str) -> Config:
+    """The Alembic configuration of one service's migrations against one database."""
     cfg = Config()
     cfg.set_main_option("script_location", str(service_dir / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(cfg, "head")
+    return cfg
+
+
+def upgrade_head(service_dir: Path, url: str) -> None:
+    command.upgrade(alembic_config(service_dir, url), "head")
 
 
 def create_plumbing_tables() -> None:

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.config import Config
 from sqlalchemy.orm import Session
 
 from services.supervision import handlers
@@ -19,6 +18,7 @@ from services.supervision.adapters.orm import SvAssessmentCount, SvCaseSummary
 from services.supervision.domain import assessment
 from shared import clock, ledger
 from shared.bus.envelope import Event
+from shared.db.migrations import alembic_config
 from shared.launcher import REPO
 from tests.unit.test_clocks import BUREAU, CITY, CITY_HRSS, DIRECTORY, HRSS
 
@@ -80,18 +80,11 @@ def generated_cases(n: int, seed: int = 5) -> list[list[dict]]:
     return out
 
 
-def _alembic(url: str) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(REPO / "services" / "supervision" / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url)
-    return cfg
-
-
 @pytest.fixture(scope="module")
 def projected(tmp_path_factory):
     """A supervision database at head with the generated cases projected (in stream order)."""
     url = f"sqlite:///{tmp_path_factory.mktemp('sv') / 'supervision.db'}"
-    command.upgrade(_alembic(url), "head")
+    command.upgrade(alembic_config(REPO / "services" / "supervision", url), "head")
     engine = sa.create_engine(url)
     cases = generated_cases(300)
     ctx = handlers.SupervisionContext(cfg=SimpleNamespace(agency=CITY), directory=DIRECTORY)
@@ -155,7 +148,7 @@ def test_the_migration_backfills_the_summaries(projected):
     with Session(projected.engine) as s:
         kept = {r.case_id: tuple(r) for r in s.execute(sa.select(*columns))}
         counted = set(map(tuple, s.execute(counters)))
-    cfg = _alembic(projected.url)
+    cfg = alembic_config(REPO / "services" / "supervision", projected.url)
     command.downgrade(cfg, "supervision_0001")
     command.upgrade(cfg, "head")
     with Session(projected.engine) as s:

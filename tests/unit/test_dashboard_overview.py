@@ -14,7 +14,6 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.config import Config
 from sqlalchemy.orm import Session
 
 from services.intake import handlers
@@ -22,6 +21,7 @@ from services.intake.adapters.orm import CaseRow, CaseVolumeRow
 from services.intake.web import dashboard_data
 from shared import divisions, ledger
 from shared.bus.envelope import Event
+from shared.db.migrations import alembic_config
 from shared.launcher import REPO
 from tests.unit.test_assessment_summary import COURT, NOW, START, generated_cases
 from tests.unit.test_clocks import BUREAU, CITY, HRSS
@@ -30,18 +30,11 @@ NAMES = {BUREAU: "锦江区信访局", HRSS: "锦江区人力资源和社会保�
 N = 300
 
 
-def _alembic(url: str) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(REPO / "services" / "intake" / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url)
-    return cfg
-
-
 @pytest.fixture(scope="module")
 def projected(tmp_path_factory):
     """An intake read model at head with the generated cases (some collective, some with orders)."""
     url = f"sqlite:///{tmp_path_factory.mktemp('intake') / 'intake.db'}"
-    command.upgrade(_alembic(url), "head")
+    command.upgrade(alembic_config(REPO / "services" / "intake", url), "head")
     engine = sa.create_engine(url)
     rnd = random.Random(3)
     cases = generated_cases(N)
@@ -123,7 +116,7 @@ def test_the_migration_backfills_the_dashboard_columns(projected):
     with Session(projected.engine) as s:
         kept = s.execute(sa.select(*columns).order_by(CaseRow.case_id)).all()
         counted = {(v.period, v.category, v.division, v.holder, v.cases, v.collective, v.repeat) for v in s.scalars(volumes)}
-    cfg = _alembic(projected.url)
+    cfg = alembic_config(REPO / "services" / "intake", projected.url)
     command.downgrade(cfg, "intake_0003")
     command.upgrade(cfg, "head")
     with Session(projected.engine) as s:

@@ -478,6 +478,9 @@ def build_pages_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
             yield from dashboard_data.case_csv(s, date_from, date_to, division, clock.now(), names())
 
     def overview_params(request: Request) -> tuple[date, date, str | None] | JSONResponse:
+        """The signed-in user's date range and division, or the error to answer."""
+        if pages.principal(pages.token(request)) is None:
+            return JSONResponse({"error": {"code": "unauthenticated", "message": "需要登录"}}, status_code=401)
         q = request.query_params
         try:
             date_to = date.fromisoformat(q["to"]) if q.get("to") else ledger.local_date(clock.now())
@@ -499,8 +502,6 @@ def build_pages_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
 
     @router.get("/ui/data/overview")
     async def overview_data(request: Request):
-        if pages.principal(pages.token(request)) is None:
-            return JSONResponse({"error": {"code": "unauthenticated", "message": "需要登录"}}, status_code=401)
         params = overview_params(request)
         if isinstance(params, JSONResponse):
             return params
@@ -508,8 +509,6 @@ def build_pages_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
 
     @router.get("/ui/data/overview.csv")
     async def overview_csv_data(request: Request):
-        if pages.principal(pages.token(request)) is None:
-            return JSONResponse({"error": {"code": "unauthenticated", "message": "需要登录"}}, status_code=401)
         params = overview_params(request)
         if isinstance(params, JSONResponse):
             return params
