@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from itertools import groupby
 
-from sqlalchemy import and_, case as when, func, or_, select, text
+from sqlalchemy import and_, case as when, func, select, text
 from sqlalchemy.orm import Session
 
 from services.supervision.adapters.orm import (Meta, SvAssessmentCount, SvCase, SvCaseSummary, SvDocument, SvEvent,
@@ -421,9 +421,8 @@ def assessment_report(s: Session, ctx: SupervisionContext, *, date_from: date, d
                 setattr(t, name, getattr(t, name) + sign * (n or 0))
 
     C, S = SvAssessmentCount, SvCaseSummary
-    months, days = _periods(date_from, date_to)
     counted = select(C.holder, C.division, *(func.sum(getattr(C, c)).label(c) for c in assessment.COUNTERS)).where(
-        or_(C.period.in_(months), *[and_(C.period >= a, C.period <= b, func.length(C.period) == 10) for a, b in days]))
+        counters.periods_within(C.period, date_from, date_to))
     if agency:
         counted = counted.where(C.holder == agency)
     for row in s.execute(counted.group_by(C.holder, C.division)):
@@ -466,18 +465,3 @@ def assessment_report(s: Session, ctx: SupervisionContext, *, date_from: date, d
                                agency=agency, names=ctx.name, case_ids=case_ids)
     report["computed_by"] = ctx.agency
     return report
-
-
-def _periods(date_from: date, date_to: date) -> tuple[list[str], list[tuple[str, str]]]:
-    """The counter rows that make up [from, to]: the months it covers whole, and day ranges for the rest."""
-    months, days = [], []
-    first = date_from.replace(day=1)
-    while first <= date_to:
-        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-        a, b = max(first, date_from), min(last, date_to)
-        if (a, b) == (first, last):
-            months.append(first.isoformat()[:7])
-        else:
-            days.append((a.isoformat(), b.isoformat()))
-        first = last + timedelta(days=1)
-    return months, days

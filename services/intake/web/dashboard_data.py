@@ -10,12 +10,13 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Iterator
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.intake.adapters.orm import CaseRow, CaseVolumeRow
 from services.intake.domain import dashboard
 from shared import divisions, ledger
+from shared.db import counters
 
 MOST_OVERDUE = 20
 CSV_HEADER = ["案件编号", "事项", "类别", "行政区划", "承办机构", "登记日期", "状态", "集体访", "重复信访次数", "督办次数",
@@ -36,24 +37,6 @@ def buckets(date_from: date, date_to: date) -> list[str]:
     return sorted({(date_from + timedelta(days=i)).isoformat()[:7] for i in range(days)})
 
 
-def _periods(date_from: date, date_to: date, monthly: bool):
-    """Which case_volumes rows make up [from, to]: the months it covers whole (when the trend is monthly),
-    and the days of the rest."""
-    if not monthly:
-        return [], [(date_from, date_to)]
-    months, days = [], []
-    first = date_from.replace(day=1)
-    while first <= date_to:
-        nxt = (first + timedelta(days=32)).replace(day=1)
-        a, b = max(first, date_from), min(nxt - timedelta(days=1), date_to)
-        if (a, b) == (first, nxt - timedelta(days=1)):
-            months.append(first.isoformat()[:7])
-        else:
-            days.append((a, b))
-        first = nxt
-    return months, days
-
-
 def _in_range(date_from: date, date_to: date, division: str | None) -> list:
     where = [CaseRow.registered_day >= date_from.isoformat(), CaseRow.registered_day <= date_to.isoformat()]
     if division:
@@ -72,9 +55,7 @@ def overview(s: Session, date_from: date, date_to: date, division: str | None, n
     trend: dict[str, dict[str, list[int]]] = {"category": {}, "division_name": {}, "holder_name": {}}
     total = collective = repeat = 0
     v = CaseVolumeRow
-    months, days = _periods(date_from, date_to, monthly=width == 7)
-    where = [or_(v.period.in_(months), *[and_(v.period >= a.isoformat(), v.period <= b.isoformat(),
-                                             func.length(v.period) == 10) for a, b in days]), v.cases > 0]
+    where = [counters.periods_within(v.period, date_from, date_to, months=width == 7), v.cases > 0]
     if division:
         where.append(v.division.in_(divisions_within(division)))
     for period, category, div, holder, n, n_collective, n_repeat in s.execute(
