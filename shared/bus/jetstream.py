@@ -80,6 +80,7 @@ class Bus:
         self.nc: nats.NATS | None = None
         self.js = None
         self.connected = asyncio.Event()
+        self.ack_wait_s = 60.0  # an event delivered but not acknowledged (its process died) comes again after this
 
     async def connect(self, stop: asyncio.Event) -> None:
         """Keep trying until the server answers: services serve HTTP while the bus is away."""
@@ -123,20 +124,20 @@ class Bus:
         return ack.seq
 
     async def consume(self, durable: str, handler: Handler, stop: asyncio.Event, batch: int = 100) -> None:
-        """Durable pull consumer on every case event; acknowledged after the handler committed. Its work
-        is background work (shared.db.session.BACKGROUND): a waiting caller's unit of work goes first."""
+        """Durable pull consumer on every case event; each event acknowledged after the handler committed.
+        Its work is background work (shared.db.session.BACKGROUND): a waiting caller's unit of work goes first."""
         BACKGROUND.set(True)  # this task and the tasks it starts
         await self.connected.wait()
-        puller, ack_all = None, False
+        puller = None
         try:
             while not stop.is_set():
                 try:
                     if puller is None:
-                        ack_all = await self._durable_consumer(durable)
+                        await self._durable_consumer(durable)
                         puller = await Puller(self.nc, self.cfg.stream, durable, self.inbox).start()
                     msgs = await puller.next_batch(batch, wait=1)
                     if msgs:
-                        await self._deliver_batch(msgs, handler, ack_all)
+                        await self._deliver_batch(msgs, handler)
                 except Exception as e:
                     log.warning("consumer %s: %s", durable, e)
                     if puller is not None and isinstance(e, ConsumerGone):
@@ -148,46 +149,35 @@ class Bus:
                 with contextlib.suppress(Exception):
                     await puller.stop()
 
-    async def _durable_consumer(self, durable: str) -> bool:
-        """Make the durable consumer unless it exists; True when it acknowledges batches (AckPolicy.ALL).
-        A consumer made by an earlier release keeps its explicit acks (a policy cannot change)."""
+    async def _durable_consumer(self, durable: str) -> None:
+        """Make the durable consumer unless it exists. Acks are explicit, one per event: with
+        AckPolicy.ALL an ack also covers every earlier event still pending — one delivered to a process
+        that was then killed, or nak'ed for redelivery — and those were lost."""
         try:
-            info = await self.js.consumer_info(self.cfg.stream, durable)
+            await self.js.consumer_info(self.cfg.stream, durable)
         except nats.js.errors.NotFoundError:
-            info = await self.js.add_consumer(self.cfg.stream, ConsumerConfig(
+            await self.js.add_consumer(self.cfg.stream, ConsumerConfig(
                 durable_name=durable, filter_subject=f"{SUBJECT_ROOT}.>", deliver_policy=DeliverPolicy.ALL,
-                ack_policy=AckPolicy.ALL, ack_wait=60, max_ack_pending=10000))
-        return info.config.ack_policy == AckPolicy.ALL
+                ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait_s, max_ack_pending=10000))
 
-    async def _deliver_batch(self, msgs: list, handler: Handler, ack_all: bool = False) -> None:
+    async def _deliver_batch(self, msgs: list, handler: Handler) -> None:
         """Cases in parallel, each case's events in ledger order: the handlers' database work for
         different cases then shares a commit (shared/db/session.py GroupCommit) instead of one each.
-
-        With ack_all one ack covers the batch up to its first failure; that message and every later one
-        are redelivered (handlers are idempotent, so those that had succeeded change nothing again)."""
+        After a transient failure the case's later events of the batch wait: they are redelivered with it
+        (handlers are idempotent), never folded ahead of it."""
         by_case: dict[str, list] = {}
         for msg in msgs:
             by_case.setdefault(msg.subject.rsplit(".", 1)[-1], []).append(msg)
-        outcome: dict[int, str] = {}
 
         async def in_order(case_msgs: list) -> None:
             failed = False
             for msg in case_msgs:
-                # after a failure the case's later events wait for it: they are redelivered after it
-                outcome[id(msg)] = result = "retry" if failed else await self._deliver(msg, handler)
+                result = "retry" if failed else await self._deliver(msg, handler)
                 failed = result == "retry"
-                if not ack_all and result != "term":  # (a terminated message is already answered)
+                if result != "term":  # (a terminated message is already answered)
                     await (msg.ack() if result == "done" else msg.nak(delay=1))
 
         await asyncio.gather(*(in_order(m) for m in by_case.values()))
-        if not ack_all:
-            return
-        failed = next((i for i, m in enumerate(msgs) if outcome[id(m)] == "retry"), len(msgs))
-        if failed:  # (raw: nats.py refuses to ack a message it terminated, yet the ack covers those before it)
-            await self.nc.publish(msgs[failed - 1].reply, b"+ACK")
-        for msg in msgs[failed:]:
-            if outcome[id(msg)] != "term":
-                await msg.nak(delay=1)
 
     async def _deliver(self, msg, handler: Handler) -> str:
         """Run the handler on one message: "done", "retry" (transient failure) or "term" (terminated: a
