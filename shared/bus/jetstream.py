@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, int], Awaitable[None]]  # (event, stream sequence)
 CONNECT_ATTEMPT_S = 15.0  # one connection attempt, TLS handshake included
+HISTORY_FETCH_S = 5.0  # one read of a case's history; a loaded server can take seconds
 
 
 def inbox_prefix(user: str | None) -> str:
@@ -209,7 +210,9 @@ class Bus:
         return "done"
 
     async def history(self, case_id: str) -> list[tuple[Event, int]]:
-        """Every event of one case, in ledger order (for a node that comes to share a case late)."""
+        """Every event of one case, in ledger order (for a node that comes to share a case late). Whole or
+        not at all: a history cut short (a slow server under load) raises, so the event that asked for it
+        is redelivered instead of acknowledged with the case missing from the read model."""
         await self.connected.wait()
         psub = await self.js.pull_subscribe(case_history_filter(case_id), durable=None, stream=self.cfg.stream,
                                             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL,
@@ -217,15 +220,16 @@ class Bus:
                                             inbox_prefix=f"{self.inbox}.".encode())
         out: list[tuple[Event, int]] = []
         try:
-            while True:
+            expected = (await psub.consumer_info()).num_pending  # the case's events when the reading began
+            received = 0
+            while received < expected:
                 try:
-                    msgs = await psub.fetch(256, timeout=0.5)
+                    msgs = await psub.fetch(min(256, expected - received), timeout=HISTORY_FETCH_S)
                 except NatsTimeout:
-                    break
+                    raise TimeoutError(f"history of {case_id}: {received} of {expected} events arrived") from None
+                received += len(msgs)
                 out += [(ev, m.metadata.sequence.stream) for m in msgs
                         if published_by_claimant(m.subject, ev := Event.from_json(m.data))]
-                if msgs[-1].metadata.num_pending == 0:
-                    break
         finally:
             await psub.unsubscribe()
         return out

@@ -1,9 +1,14 @@
 """Bus.consume against a real nats-server: a transient failure in the middle of a batch loses nothing and
-reorders nothing within a case, and events pulled by a process that died are not lost."""
+reorders nothing within a case, events pulled by a process that died are not lost, and a case's history
+is read whole or not at all."""
 from __future__ import annotations
 
 import asyncio
+import signal
 
+import pytest
+
+from shared.bus import jetstream
 from shared.bus.envelope import Event
 from shared.bus.jetstream import Bus
 from shared.bus.pull import Puller
@@ -150,3 +155,41 @@ def test_a_waiting_pull_hands_over_the_first_event_without_waiting_for_a_full_ba
 
     got, sent = asyncio.run(run())
     assert got == [sent]
+
+
+def test_a_case_history_comes_whole_or_not_at_all(nats, monkeypatch):
+    """A node that comes to share a case late reads its history: all of it, in ledger order, across more
+    than one fetch; when the server stops answering midway, history() raises (the event that asked for
+    it is then redelivered) instead of returning what it had, which left the case out of the read model."""
+    events = [Event(case_id="C-LONG", type="test.step", agency="510104-xfj", actor="t", payload={"n": i},
+                    audience=[]) for i in range(300)]
+
+    async def read(freeze_after: int | None = None):
+        bus, stop = Bus(BusConfig(url=nats.url), "test"), asyncio.Event()
+        await bus.connect(stop)
+        seen = 0
+        real = jetstream.published_by_claimant
+
+        def checked(subject, ev):  # called for each event read; freezes the server after the first fetch
+            nonlocal seen
+            seen += 1
+            if seen == freeze_after:
+                nats.proc.send_signal(signal.SIGSTOP)
+            return real(subject, ev)
+
+        try:
+            if freeze_after is None:
+                await _publish(bus, events)
+            else:
+                monkeypatch.setattr(jetstream, "published_by_claimant", checked)
+                monkeypatch.setattr(jetstream, "HISTORY_FETCH_S", 1.0)
+            return [(ev.payload["n"], seq) for ev, seq in await bus.history("C-LONG")]
+        finally:
+            nats.proc.send_signal(signal.SIGCONT)
+            await bus.close()
+
+    whole = asyncio.run(read())
+    assert [n for n, _ in whole] == list(range(300))
+    assert [seq for _, seq in whole] == sorted(seq for _, seq in whole)
+    with pytest.raises(TimeoutError, match="256 of 300 events arrived"):
+        asyncio.run(read(freeze_after=256))  # the first fetch brings 256, then the server stops answering
