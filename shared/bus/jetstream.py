@@ -129,16 +129,16 @@ class Bus:
         Its work is background work (shared.db.session.BACKGROUND): a waiting caller's unit of work goes first."""
         BACKGROUND.set(True)  # this task and the tasks it starts
         await self.connected.wait()
-        puller = None
+        puller, held = None, {}
         try:
             while not stop.is_set():
                 try:
                     if puller is None:
                         await self._durable_consumer(durable)
-                        puller = await Puller(self.nc, self.cfg.stream, durable, self.inbox).start()
+                        puller, held = await Puller(self.nc, self.cfg.stream, durable, self.inbox).start(), {}
                     msgs = await puller.next_batch(batch, wait=1)
                     if msgs:
-                        await self._deliver_batch(msgs, handler)
+                        await self._deliver_batch(msgs, handler, held)
                 except Exception as e:
                     log.warning("consumer %s: %s", durable, e)
                     if puller is not None and isinstance(e, ConsumerGone):
@@ -161,24 +161,31 @@ class Bus:
                 durable_name=durable, filter_subject=f"{SUBJECT_ROOT}.>", deliver_policy=DeliverPolicy.ALL,
                 ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait_s, max_ack_pending=10000))
 
-    async def _deliver_batch(self, msgs: list, handler: Handler) -> None:
+    async def _deliver_batch(self, msgs: list, handler: Handler, held: dict[str, int] | None = None) -> None:
         """Cases in parallel, each case's events in ledger order: the handlers' database work for
         different cases then shares a commit (shared/db/session.py GroupCommit) instead of one each.
-        After a transient failure the case's later events of the batch wait: they are redelivered with it
-        (handlers are idempotent), never folded ahead of it."""
+
+        After a transient failure the case's later events wait — those of this batch and of the batches
+        that come before the failed one is redelivered (`held`: case → stream sequence of its failed
+        event) — and come again after it, never folded ahead of it."""
+        held = {} if held is None else held
         by_case: dict[str, list] = {}
         for msg in msgs:
             by_case.setdefault(msg.subject.rsplit(".", 1)[-1], []).append(msg)
 
-        async def in_order(case_msgs: list) -> None:
-            failed = False
+        async def in_order(case: str, case_msgs: list) -> None:
             for msg in case_msgs:
-                result = "retry" if failed else await self._deliver(msg, handler)
-                failed = result == "retry"
+                seq = msg.metadata.sequence.stream
+                waits = case in held and seq > held[case]
+                result = "retry" if waits else await self._deliver(msg, handler)
+                if result == "retry" and not waits:
+                    held[case] = seq
+                elif result != "retry" and held.get(case) == seq:
+                    del held[case]
                 if result != "term":  # (a terminated message is already answered)
                     await (msg.ack() if result == "done" else msg.nak(delay=1))
 
-        await asyncio.gather(*(in_order(m) for m in by_case.values()))
+        await asyncio.gather(*(in_order(case, m) for case, m in by_case.items()))
 
     async def _deliver(self, msg, handler: Handler) -> str:
         """Run the handler on one message: "done", "retry" (transient failure) or "term" (terminated: a

@@ -78,6 +78,44 @@ def test_a_failure_mid_batch_is_redelivered_in_case_order(nats):
     assert asyncio.run(_drain_nothing(nats.url, "mid-batch")) == []  # a restarted consumer finds nothing left
 
 
+def test_a_case_event_of_a_later_batch_waits_for_the_failed_one(nats):
+    """A0 fails; A1 of the same case is published meanwhile and comes in the next batch, before A0 is
+    redelivered: A1 must wait for A0 (and C-B's event need not)."""
+    a0, a1, b0 = (Event(case_id=c, type="test.step", agency="510104-xfj", actor="t", payload={"n": n}, audience=[])
+                  for c, n in (("C-A", 0), ("C-A", 1), ("C-B", 0)))
+
+    async def run() -> list[str]:
+        bus, stop = Bus(BusConfig(url=nats.url), "test"), asyncio.Event()
+        await bus.connect(stop)
+        done: list[str] = []
+        failed = False
+
+        async def handler(ev: Event, seq: int) -> None:
+            nonlocal failed
+            if ev.id == a0.id and not failed:
+                failed = True
+                await _publish(bus, [a1, b0])  # on the ledger before A0 comes again
+                raise RuntimeError("database busy (test)")
+            if ev.id not in done:
+                done.append(ev.id)
+            if len(done) == 3:
+                stop.set()
+
+        await _publish(bus, [a0])
+        task = asyncio.create_task(bus.consume("held", handler, stop))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=20)
+        finally:
+            stop.set()
+            await task
+            await bus.close()
+        return done
+
+    done = asyncio.run(run())
+    assert done.index(a0.id) < done.index(a1.id)
+    assert done.index(b0.id) < done.index(a0.id)  # another case went on meanwhile
+
+
 def test_events_delivered_to_a_process_that_died_come_again_after_later_ones_were_acknowledged(nats):
     """A process pulled events and died before handling them; the next run handles newer events (and
     acknowledges them) first. The dead process's events must still come: an ack covers only its own
