@@ -33,10 +33,17 @@ class OutboxRelay:
     def __init__(self, db: Database, bus: Bus, batch: int = 200):
         self.db, self.bus, self.batch = db, bus, batch
         self._wake = asyncio.Event()
+        self._published: list[asyncio.Event] = []
 
     def notify(self) -> None:
         """Called after a commit that staged events, so the relay does not wait for its next poll."""
         self._wake.set()
+
+    def on_published(self) -> asyncio.Event:
+        """An event set each time rows were published: a dispatcher that may call another node only once
+        its event is on the bus (an offer, a referral, an invitation) waits on it instead of polling."""
+        self._published.append(ev := asyncio.Event())
+        return ev
 
     def _pending(self) -> list[OutboxRow]:
         with self.db.read() as s:
@@ -53,6 +60,8 @@ class OutboxRelay:
         # Published concurrently on one connection: they leave in order, so the stream keeps that order.
         await asyncio.gather(*(self._publish(r) for r in rows))
         await asyncio.to_thread(self._mark, [r.seq for r in rows])
+        for ev in self._published:
+            ev.set()
         return len(rows)
 
     async def _publish(self, row: OutboxRow) -> int:

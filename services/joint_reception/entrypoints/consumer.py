@@ -4,6 +4,7 @@ invited node answers — a node that is down during the invitation gets it after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import grpc
@@ -18,6 +19,7 @@ from shared.pb import joint_reception_pb2_grpc as pb_grpc
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
+POLL_S = 0.25  # tickets whose case has reached the ledger, and retries of invitations, are found by this poll
 _ANSWERS = {pb.InviteReply.ACCEPTED: "accepted", pb.InviteReply.DECLINED: "declined"}
 
 
@@ -46,7 +48,9 @@ class CentreWorker:
         await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop)
 
     async def dispatch(self) -> None:
+        published = self.rt.relay.on_published()  # a session's invitations go out once its event is on the bus
         while not self.rt.stop.is_set():
+            published.clear()
             busy = False
             try:
                 if await asyncio.to_thread(self.rt.db.run, lambda s: handlers.announce_tickets(s, self.ctx)):
@@ -59,7 +63,11 @@ class CentreWorker:
                 busy = True  # served while being announced: the next round announces both
             except Exception as e:
                 log.warning("joint reception dispatcher: %s", e)
-            await asyncio.sleep(0.1 if busy else 0.25)
+            if busy:
+                await asyncio.sleep(0.1)
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):  # tickets, retries: found by polling
+                await asyncio.wait_for(published.wait(), timeout=POLL_S)
 
     async def _deliver(self, agency: str, sess) -> None:
         centre = self.ctx.require_centre()

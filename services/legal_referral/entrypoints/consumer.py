@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from services.legal_referral import handlers
@@ -12,6 +13,7 @@ from shared.pb import referral_pb2, referral_pb2_grpc
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
+POLL_S = 0.5  # retries of undelivered referrals (1 s, 2 s, 4 s … apart) are found by this poll
 OWN_ONLY = {ledger.REGISTERED: handlers.on_registered, ledger.LEGAL_HANDOVER: handlers.on_handover}
 REACTIONS = {**OWN_ONLY,
              ledger.REFERRAL_ACCEPTED: handlers.on_referral_accepted,
@@ -44,14 +46,20 @@ class LegalWorker:
         await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop)
 
     async def dispatch(self) -> None:
+        published = self.rt.relay.on_published()  # a staged 移送 is delivered once it is on the bus
         while not self.rt.stop.is_set():
+            published.clear()
             due = []
             try:
                 due = await asyncio.to_thread(self.rt.db.run, handlers.due_referrals)
                 await asyncio.gather(*(self._deliver(o.ref_id, o.target, o.request) for o in due))
             except Exception as e:
                 log.warning("referral dispatcher: %s", e)
-            await asyncio.sleep(0.1 if due else 0.25)
+            if due:
+                await asyncio.sleep(0.1)
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):  # retries are found by polling
+                await asyncio.wait_for(published.wait(), timeout=POLL_S)
 
     async def _deliver(self, ref_id: str, target: str, r: dict) -> None:
         req = referral_pb2.ReferRequest(

@@ -11,6 +11,7 @@ from shared.pb import assignment_pb2, assignment_pb2_grpc
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
+POLL_S = 0.5  # retries of unanswered offers (1 s, 2 s, 4 s … apart) are found by this poll
 REACTIONS = {ledger.REGISTERED: handlers.on_registered, ledger.RETURNED: handlers.on_returned}
 
 
@@ -18,7 +19,8 @@ class RoutingWorker:
     def __init__(self, rt: ServiceRuntime, ctx: handlers.RoutingContext):
         self.rt, self.ctx = rt, ctx
         self.consumer = f"routing-{rt.agency}"
-        self._offers_due = asyncio.Event()  # a reaction staged an offer: deliver it now, not at the next poll
+        # set when the relay has published: a staged 交办 is delivered then, not at the next poll
+        self._offers_due = rt.relay.on_published()
 
     def _react(self, event: Event) -> None:
         self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
@@ -29,7 +31,6 @@ class RoutingWorker:
         if event.type in REACTIONS:
             await asyncio.to_thread(self._react, event)
             self.rt.relay.notify()
-            self._offers_due.set()
 
     async def consume(self) -> None:
         await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop)
@@ -47,8 +48,8 @@ class RoutingWorker:
             if due:
                 await asyncio.sleep(0.1)
                 continue
-            try:  # retries and deadlines are found by polling; new offers wake the dispatcher at once
-                await asyncio.wait_for(self._offers_due.wait(), timeout=0.25)
+            try:  # retries are found by polling; a published 交办 wakes the dispatcher at once
+                await asyncio.wait_for(self._offers_due.wait(), timeout=POLL_S)
             except asyncio.TimeoutError:
                 pass
 

@@ -1,0 +1,45 @@
+"""The outbox relay against a real nats-server and a real SQLite file: committed events reach the stream
+in the order they were staged, once, and the relay tells the dispatchers waiting on it (an offer may be
+delivered only once its 交办 event is on the bus)."""
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from shared.bus import outbox
+from shared.bus.envelope import Event
+from shared.bus.jetstream import Bus
+from shared.config import BusConfig
+from shared.db.plumbing import OutboxRow
+from shared.db.session import Database
+
+
+def test_relay_publishes_in_order_once_and_wakes_its_listeners(nats, tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'outbox.db'}")
+    OutboxRow.__table__.create(db.engine)
+    events = [Event(case_id="C-R", type="test.step", agency="510104-xfj", actor="t", payload={"n": i}, audience=[])
+              for i in range(3)]
+
+    async def run():
+        bus, stop = Bus(BusConfig(url=nats.url), "test"), asyncio.Event()
+        await bus.connect(stop)
+        relay = outbox.OutboxRelay(db, bus)
+        published = relay.on_published()
+        try:
+            assert await relay.relay_once() == 0 and not published.is_set()  # nothing staged: nobody woken
+            db.run(lambda s: [outbox.stage(s, ev) for ev in events])
+            first, again = await relay.relay_once(), await relay.relay_once()
+            woken = published.is_set()
+            history = [ev.payload["n"] for ev, _ in await bus.history("C-R")]
+        finally:
+            await bus.close()
+        return first, again, woken, history
+
+    first, again, woken, history = asyncio.run(run())
+    assert (first, again) == (3, 0)
+    assert woken
+    assert history == [0, 1, 2]
+    with db.read() as s:
+        assert all(r.published_at is not None for r in s.scalars(select(OutboxRow)))
+    db.dispose()
