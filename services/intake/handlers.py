@@ -270,5 +270,14 @@ def identity(s: Session, cipher: FieldCipher, case_id: str) -> list[dict]:
              "phone": cipher.decrypt(r.phone_enc), "address": cipher.decrypt(r.address_enc)} for r in rows]
 
 
+def disclose_identity(s: Session, cipher: FieldCipher, agency: str, actor: str, case_id: str, action: str,
+                      detail: str = "") -> list[dict]:
+    """The petitioners' identity, with the access on the audit trail in the same transaction: nobody
+    reads it without the record being durable first (callers check may_see_identity before)."""
+    people = identity(s, cipher, case_id)
+    audit(s, agency=agency, actor=actor, action=action, object_id=case_id, detail=detail)
+    return people
+
+
 def stable_json(d: dict) -> str:
     return json.dumps(d, ensure_ascii=False, sort_keys=True)

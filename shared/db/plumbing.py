@@ -72,7 +72,7 @@ def audit(s: Session, *, agency: str, actor: str, action: str, object_id: str, d
         # write takes SQLite's write lock first (waiting on the busy timeout), then the head is read.
         s.execute(text("UPDATE audit_log SET seq = seq WHERE 0"))
     prev = s.scalar(select(AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)) or GENESIS
-    at = utcnow()
+    at, detail = utcnow(), detail or ""  # (None would be hashed as "None" yet stored as NULL: a broken entry)
     s.add(AuditRow(at=at, agency=agency, actor=actor, action=action, object_id=object_id, detail=detail,
                    prev_hash=prev, hash=_row_hash(prev, at.isoformat(), agency, actor, action, object_id, detail)))
 

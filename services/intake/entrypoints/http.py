@@ -45,21 +45,21 @@ def build_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
 
     @router.get("/api/v1/cases/{case_id}", responses=ERRORS, summary="案件视图 shared case view")
     async def get_case(case_id: str, who: User, include_identity: bool = Query(False, alias="identity")):
-        def read():
-            with rt.db.unit_of_work() as s:
+        def read():  # a plain read: the case view never waits for the node's writers
+            with rt.db.read() as s:
                 case = s.get(CaseRow, case_id)
                 if case is None:
                     raise NotFound(f"案件 {case_id} 不存在或未与本机构共享 (not found)")
                 view = handlers.case_view(s, rt.directory, case, utcnow())
-                view["petitioners"] = None
                 authorised = include_identity and handlers.may_see_identity(rt.agency, case.state, rt.agency, who.role)
-                if authorised and case.state["origin"] == rt.agency:
-                    view["petitioners"] = handlers.identity(s, ctx.cipher, case_id)
-                    audit(s, agency=rt.agency, actor=who.user, action="identity.read", object_id=case_id)
                 return view, case.state["origin"], authorised
 
         view, origin, authorised = await asyncio.to_thread(read)
-        if authorised and origin != rt.agency:  # the receiving node decides again on its own view
+        view["petitioners"] = None
+        if authorised and origin == rt.agency:
+            view["petitioners"] = await asyncio.to_thread(rt.db.run, lambda s: handlers.disclose_identity(
+                s, ctx.cipher, rt.agency, who.user, case_id, "identity.read"))
+        elif authorised:  # the receiving node decides again on its own view
             view["petitioners"] = await _remote_identity(rt, origin, case_id, who)
         if case_reads.due(who.user, case_id):  # the read of case data is on record before it is answered
             try:
