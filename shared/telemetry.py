@@ -4,6 +4,7 @@ One petition's journey is one trace: the trace context is injected into the outb
 the event is staged (so the relay keeps it), extracted by consumers, and sent as gRPC metadata."""
 from __future__ import annotations
 
+import functools
 import os
 
 from opentelemetry import context, propagate, trace
@@ -33,7 +34,10 @@ def setup(service: str, agency: str, exporter: SpanExporter | None = None) -> Tr
     return _provider
 
 
+@functools.lru_cache(maxsize=None)
 def tracer(name: str = "lianfang") -> trace.Tracer:
+    """One tracer per name (get_tracer builds a new one on every call: a cost on every consumed event).
+    Taken before setup() it is a proxy that follows the provider installed later."""
     return trace.get_tracer(name)
 
 
