@@ -81,6 +81,7 @@ class Bus:
         self.nc: nats.NATS | None = None
         self.js = None
         self.connected = asyncio.Event()
+        self._resume_at: dict[str, int] = {}  # durable → stream sequence it resumes at once made again
         self.ack_wait_s = 60.0  # an event delivered but not acknowledged (its process died) comes again after this
 
     async def connect(self, stop: asyncio.Event) -> None:
@@ -153,13 +154,31 @@ class Bus:
     async def _durable_consumer(self, durable: str) -> None:
         """Make the durable consumer unless it exists. Acks are explicit, one per event: with
         AckPolicy.ALL an ack also covers every earlier event still pending — one delivered to a process
-        that was then killed, or nak'ed for redelivery — and those were lost."""
+        that was then killed, or nak'ed for redelivery — and those were lost.
+
+        Events still pending from an earlier process (killed, or stopped with a batch pulled) would come
+        back only after ack_wait, behind newer events of the same cases: the consumer is made again at
+        its ack floor instead, so they come first and in ledger order (what was done after the floor
+        comes again and changes nothing)."""
+        config = dict(durable_name=durable, filter_subject=f"{SUBJECT_ROOT}.>", ack_policy=AckPolicy.EXPLICIT,
+                      ack_wait=self.ack_wait_s, max_ack_pending=10000)
         try:
-            await self.js.consumer_info(self.cfg.stream, durable)
+            info = await self.js.consumer_info(self.cfg.stream, durable)
         except nats.js.errors.NotFoundError:
-            await self.js.add_consumer(self.cfg.stream, ConsumerConfig(
-                durable_name=durable, filter_subject=f"{SUBJECT_ROOT}.>", deliver_policy=DeliverPolicy.ALL,
-                ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait_s, max_ack_pending=10000))
+            info = None
+        if info is not None and info.num_ack_pending:
+            self._resume_at[durable] = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
+            log.info("consumer %s: %d events pending from an earlier run; resuming at stream sequence %d",
+                     durable, info.num_ack_pending, self._resume_at[durable])
+            await self.js.delete_consumer(self.cfg.stream, durable)
+        elif info is not None:
+            return
+        # (kept until made: if this fails after the delete, the next try resumes there, not at the start)
+        start = self._resume_at.get(durable)
+        await self.js.add_consumer(self.cfg.stream, ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start else DeliverPolicy.ALL, opt_start_seq=start,
+            **config))
+        self._resume_at.pop(durable, None)
 
     async def _deliver_batch(self, msgs: list, handler: Handler, held: dict[str, int] | None = None) -> None:
         """Cases in parallel, each case's events in ledger order: the handlers' database work for
