@@ -60,6 +60,11 @@ class Database:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         sqlite = url.startswith("sqlite")
+        # A read is one snapshot: PostgreSQL's default READ COMMITTED gives every statement its own, so a
+        # case row and its events could be read on either side of a fold. (SQLite's WAL read
+        # transaction is a snapshot already.)
+        self._reads = self._sessions if sqlite else sessionmaker(
+            self.engine.execution_options(isolation_level="REPEATABLE READ"), expire_on_commit=False)
         # SQLite has one writer at a time, and a blocked writer polls with growing sleeps: under load the
         # service's own threads queue on this lock instead (FIFO-ish, no sleeping). PostgreSQL needs none.
         self._writer = threading.RLock() if sqlite else contextlib.nullcontext()
@@ -72,7 +77,8 @@ class Database:
             yield s
 
     def read(self) -> Session:
-        return self._sessions()
+        """A session for reading only, on one snapshot of the database; it never waits for writers."""
+        return self._reads()
 
     def run(self, work: Callable[[Session], T], attempts: int = 5) -> T:
         """Run `work` in a unit of work, retrying serialization failures and SQLite lock timeouts. On

@@ -4,10 +4,12 @@ Each test submits a bounded stream of petitions at the county 信访局 from a b
 breaks something, then mends it, and asserts that every petition answered 201 is present exactly once on
 every node that must see it — the receiving bureau and the 人社局 that signs for it — with the same
 history (the same event ids in the same order) on both, and nothing else. Everything runs on loopback and
-stops by itself; the stopped-node and single-server bus-down cases are in test_foundation.py."""
+stops by itself; the stopped-node and single-server bus-down cases are in test_foundation.py, the
+consumer-level ones (a failure mid-batch, a process that died holding events) in test_bus_delivery.py."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import threading
 import time
@@ -152,4 +154,35 @@ def test_node_far_behind_catches_up(cluster_fed):
         wait_for(lambda: (v := view(fed, XFJ, case_id)) and v["holder"] == RSJ, timeout=60, what="signed for")
     assert case_rows(fed, RSJ) < len(load.accepted)  # the stopped read model really missed them
     fed.node(RSJ).start(only=("intake",)).wait_ready(120)
+    assert_exactly_once_everywhere(fed, load)
+
+
+def test_slow_consumer_catches_up(cluster_fed):
+    """The 人社局's read model stutters through the whole load — stopped 1.8 s, running 0.2 s (SIGSTOP /
+    SIGCONT: an overloaded host, a disk that stalls) — so its pull requests expire unanswered or half
+    answered and its acks come late. Nobody waits for it: the bureau sees every case signed for
+    meanwhile; afterwards it has every event once, in the same order as the bureau."""
+    fed = cluster_fed
+    slow = fed.node(RSJ).procs["intake"]
+    done = threading.Event()
+
+    def stutter():
+        while not done.is_set():
+            slow.send_signal(signal.SIGSTOP)
+            done.wait(1.8)
+            slow.send_signal(signal.SIGCONT)
+            done.wait(0.2)
+
+    stutterer = threading.Thread(target=stutter, daemon=True)
+    stutterer.start()
+    try:
+        load = Load(fed, 7400)
+        load.run()
+        assert load.refused == 0, load.why
+        for case_id in load.accepted:  # the slow node holds nobody up
+            wait_for(lambda: (v := view(fed, XFJ, case_id)) and v["holder"] == RSJ, timeout=60, what="signed for")
+    finally:
+        done.set()
+        stutterer.join()
+        slow.send_signal(signal.SIGCONT)
     assert_exactly_once_everywhere(fed, load)
