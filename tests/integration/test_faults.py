@@ -165,11 +165,13 @@ def test_slow_consumer_catches_up(cluster_fed):
     fed = cluster_fed
     slow = fed.node(RSJ).procs["intake"]
     done = threading.Event()
+    behind = []  # cases the bureau had and the 人社局 not, at the end of each stop
 
     def stutter():
         while not done.is_set():
             slow.send_signal(signal.SIGSTOP)
             done.wait(1.8)
+            behind.append(case_rows(fed, XFJ) - case_rows(fed, RSJ))
             slow.send_signal(signal.SIGCONT)
             done.wait(0.2)
 
@@ -185,4 +187,5 @@ def test_slow_consumer_catches_up(cluster_fed):
         done.set()
         stutterer.join()
         slow.send_signal(signal.SIGCONT)
+    assert max(behind) > 0, behind  # it really fell behind
     assert_exactly_once_everywhere(fed, load)
