@@ -64,6 +64,17 @@ async def _drain(url: str, durable: str, events: list[Event], fail_once: set[str
     return done, attempts
 
 
+async def _consume_until_stopped(bus: Bus, durable: str, handler, stop: asyncio.Event, timeout: float = 20) -> None:
+    """Bus.consume until the handler sets `stop` (at most `timeout` seconds); then the bus is closed."""
+    task = asyncio.create_task(bus.consume(durable, handler, stop))
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=timeout)
+    finally:
+        stop.set()
+        await task
+        await bus.close()
+
+
 def test_a_failure_mid_batch_is_redelivered_in_case_order(nats):
     events = _events()
     failing = events[4]  # B2, in the middle of the first batch
@@ -102,13 +113,7 @@ def test_a_case_event_of_a_later_batch_waits_for_the_failed_one(nats):
                 stop.set()
 
         await _publish(bus, [a0])
-        task = asyncio.create_task(bus.consume("held", handler, stop))
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=20)
-        finally:
-            stop.set()
-            await task
-            await bus.close()
+        await _consume_until_stopped(bus, "held", handler, stop)
         return done
 
     done = asyncio.run(run())
@@ -141,13 +146,7 @@ def test_events_pulled_by_a_process_that_died_come_again_first(nats):
             seen.append(ev.id)
             if want <= set(seen):
                 stop.set()
-        task = asyncio.create_task(bus.consume("dies", handler, stop))
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=20)
-        finally:
-            stop.set()
-            await task
-            await bus.close()
+        await _consume_until_stopped(bus, "dies", handler, stop)
         return seen
 
     seen = asyncio.run(run())
