@@ -23,6 +23,9 @@ from shared.db.session import Database
 log = logging.getLogger(__name__)
 
 
+KEEP_ALIVE_S = 30
+
+
 class ServiceRuntime:
     def __init__(self, service: str, cfg: NodeConfig, service_dir: Path):
         self.service, self.cfg, self.service_dir = service, cfg, service_dir
@@ -89,4 +92,6 @@ def main(service: str, build_app: Callable[[NodeConfig], FastAPI]) -> None:
     host, port = cfg.services[service].http.rsplit(":", 1)
     uvicorn.Server(uvicorn.Config(build_app(cfg), host=host, port=int(port), log_level="warning",
                                   log_config=None,  # uvicorn's loggers propagate to the JSON handler
-                                  timeout_graceful_shutdown=5)).run()
+                                  # idle keep-alive connections stay open 30 s: with uvicorn's 5 s an
+                                  # overloaded loop closed connections a client had just sent a request on
+                                  timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=5)).run()

@@ -30,7 +30,7 @@ Call = Callable[[], Awaitable[Sample]]
 
 
 def client(concurrency: int) -> httpx.AsyncClient:
-    # keep-alive shorter than the server's 5 s: a request sent on a connection the server is closing fails
+    # keep-alive shorter than the server's (shared/runtime.py): a request sent on a connection it is closing fails
     return httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency,
                                                  keepalive_expiry=2.0),
                              timeout=httpx.Timeout(30.0, pool=60.0))
