@@ -38,7 +38,15 @@ def view(fed, agency, case_id):
 
 
 def until(fed, agency, case_id, test, what):
-    return wait_for(lambda: (v := view(fed, agency, case_id)) is not None and test(v) and v, timeout=30, what=what)
+    """The case view once `test` holds; a view still missing what `test` reads (a receipt not folded yet
+    on that node) is not there yet."""
+    def ready():
+        v = view(fed, agency, case_id)
+        try:
+            return v is not None and test(v) and v
+        except (KeyError, TypeError, IndexError):
+            return None
+    return wait_for(ready, timeout=30, what=what)
 
 
 def legal(fed, agency, role="clerk"):
