@@ -180,14 +180,13 @@ class Bus:
             **config))
         self._resume_at.pop(durable, None)
 
-    async def _deliver_batch(self, msgs: list, handler: Handler, held: dict[str, int] | None = None) -> None:
+    async def _deliver_batch(self, msgs: list, handler: Handler, held: dict[str, int]) -> None:
         """Cases in parallel, each case's events in ledger order: the handlers' database work for
         different cases then shares a commit (shared/db/session.py GroupCommit) instead of one each.
 
         After a transient failure the case's later events wait — those of this batch and of the batches
         that come before the failed one is redelivered (`held`: case → stream sequence of its failed
         event) — and come again after it, never folded ahead of it."""
-        held = {} if held is None else held
         by_case: dict[str, list] = {}
         for msg in msgs:
             by_case.setdefault(msg.subject.rsplit(".", 1)[-1], []).append(msg)
