@@ -1,7 +1,10 @@
-"""The event envelope: every fact about a case travels as one of these on subject lf.ev.<agency>.<case>.
+"""The event envelope: every fact about a case travels as one of these on subject
+lf.ev.<agency>.<kind>.<case> (kind: the event type without its "case." prefix, e.g. signed_for).
 
 The publishing agency is part of the subject, so NATS permissions can let a node publish only as
-itself; a case's full history is the subject filter lf.ev.*.<case_id>."""
+itself; the kind lets a consumer that reacts to a few kinds of event have the server filter for it
+(`events_filter`) instead of receiving the whole ledger; a case's full history is the subject filter
+lf.ev.*.*.<case_id>."""
 from __future__ import annotations
 
 import json
@@ -11,14 +14,25 @@ from dataclasses import asdict, dataclass, field
 from shared import clock
 
 SUBJECT_ROOT = "lf.ev"
+TYPE_PREFIX = "case."  # every event type is case.<kind>
 
 
-def case_subject(agency: str, case_id: str) -> str:
-    return f"{SUBJECT_ROOT}.{agency}.{case_id}"
+def kind_of(event_type: str) -> str:
+    """One subject token (a dot would split it: the case id must stay the fifth token)."""
+    return event_type.removeprefix(TYPE_PREFIX).replace(".", "_")
+
+
+def case_subject(agency: str, event_type: str, case_id: str) -> str:
+    return f"{SUBJECT_ROOT}.{agency}.{kind_of(event_type)}.{case_id}"
 
 
 def case_history_filter(case_id: str) -> str:
-    return f"{SUBJECT_ROOT}.*.{case_id}"
+    return f"{SUBJECT_ROOT}.*.*.{case_id}"
+
+
+def events_filter(event_types, agency: str = "*") -> list[str]:
+    """Subject filters for the events of these types (published by `agency`, any by default)."""
+    return [f"{SUBJECT_ROOT}.{agency}.{kind_of(t)}.*" for t in sorted(event_types)]
 
 
 @dataclass(frozen=True)
@@ -35,7 +49,7 @@ class Event:
 
     @property
     def subject(self) -> str:
-        return case_subject(self.agency, self.case_id)
+        return case_subject(self.agency, self.type, self.case_id)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))

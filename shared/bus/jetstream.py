@@ -125,9 +125,11 @@ class Bus:
         ack = await self.js.publish(subject, data, headers=headers, timeout=5)
         return ack.seq
 
-    async def consume(self, durable: str, handler: Handler, stop: asyncio.Event, batch: int = 100) -> None:
-        """Durable pull consumer on every case event; each event acknowledged after the handler committed.
-        Its work is background work (shared.db.session.BACKGROUND): a waiting caller's unit of work goes first."""
+    async def consume(self, durable: str, handler: Handler, stop: asyncio.Event, batch: int = 100,
+                      subjects: list[str] | None = None) -> None:
+        """Durable pull consumer on the case events of `subjects` (envelope.events_filter; the whole ledger
+        by default); each event acknowledged after the handler committed. Its work is background work
+        (shared.db.session.BACKGROUND): a waiting caller's unit of work goes first."""
         BACKGROUND.set(True)  # this task and the tasks it starts
         await self.connected.wait()
         puller, held = None, {}
@@ -135,7 +137,7 @@ class Bus:
             while not stop.is_set():
                 try:
                     if puller is None:
-                        await self._durable_consumer(durable)
+                        await self._durable_consumer(durable, subjects)
                         puller, held = await Puller(self.nc, self.cfg.stream, durable, self.inbox).start(), {}
                     msgs = await puller.next_batch(batch, wait=1)
                     if msgs:
@@ -151,7 +153,7 @@ class Bus:
                 with contextlib.suppress(Exception):
                     await puller.stop()
 
-    async def _durable_consumer(self, durable: str) -> None:
+    async def _durable_consumer(self, durable: str, subjects: list[str] | None = None) -> None:
         """Make the durable consumer unless it exists. Acks are explicit, one per event: with
         AckPolicy.ALL an ack also covers every earlier event still pending — one delivered to a process
         that was then killed, or nak'ed for redelivery — and those were lost.
@@ -159,17 +161,23 @@ class Bus:
         Events still pending from an earlier process (killed, or stopped with a batch pulled) would come
         back only after ack_wait, behind newer events of the same cases: the consumer is made again at
         its ack floor instead, so they come first and in ledger order (what was done after the floor
-        comes again and changes nothing)."""
-        config = dict(durable_name=durable, filter_subject=f"{SUBJECT_ROOT}.>", ack_policy=AckPolicy.EXPLICIT,
-                      ack_wait=self.ack_wait_s, max_ack_pending=10000)
+        comes again and changes nothing). So is one whose subject filters are not those asked for (a
+        new version of the service reacts to other events)."""
+        subjects = subjects or [f"{SUBJECT_ROOT}.>"]  # the whole ledger
+        filters = dict(filter_subject=subjects[0]) if len(subjects) == 1 else dict(filter_subjects=subjects)
+        config = dict(durable_name=durable, ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait_s,
+                      max_ack_pending=10000, **filters)
         try:
             info = await self.js.consumer_info(self.cfg.stream, durable)
         except nats.js.errors.NotFoundError:
             info = None
-        if info is not None and info.num_ack_pending:
+        changed = info is not None and sorted(info.config.filter_subjects or [info.config.filter_subject]) != sorted(subjects)
+        if info is not None and (info.num_ack_pending or changed):
             self._resume_at[durable] = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
-            log.info("consumer %s: %d events pending from an earlier run; resuming at stream sequence %d",
-                     durable, info.num_ack_pending, self._resume_at[durable])
+            log.info("consumer %s: %s; resuming at stream sequence %d", durable,
+                     f"filters {subjects} instead of {info.config.filter_subjects or [info.config.filter_subject]}"
+                     if changed else f"{info.num_ack_pending} events pending from an earlier run",
+                     self._resume_at[durable])
             await self.js.delete_consumer(self.cfg.stream, durable)
         elif info is not None:
             return

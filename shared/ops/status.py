@@ -29,6 +29,7 @@ async def _bus_state(cfg: NodeConfig, all_consumers: bool) -> dict:
             consumers.append({"name": c.name, "num_pending": c.num_pending or 0,
                               "num_ack_pending": c.num_ack_pending or 0, "num_redelivered": c.num_redelivered or 0,
                               "delivered_seq": _seq(c.delivered), "ack_floor_seq": _seq(c.ack_floor),
+                              "subjects": c.config.filter_subjects or [c.config.filter_subject],
                               "lag": (c.num_pending or 0) + (c.num_ack_pending or 0)})
         return {"reachable": True, "url": cfg.bus.url, "stream": stream,
                 "consumers": sorted(consumers, key=lambda c: c["name"])}

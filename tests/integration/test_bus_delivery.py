@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from shared.bus import jetstream
+from shared.bus import envelope, jetstream
 from shared.bus.envelope import Event
 from shared.bus.jetstream import Bus
 from shared.bus.pull import Puller
@@ -232,3 +232,37 @@ def test_a_case_history_comes_whole_or_not_at_all(nats, monkeypatch):
     assert [seq for _, seq in whole] == sorted(seq for _, seq in whole)
     with pytest.raises(TimeoutError, match="256 of 300 events arrived"):
         asyncio.run(read(freeze_after=256))  # the first fetch brings 256, then the server stops answering
+
+
+def test_a_consumer_filtered_by_kind_and_agency_receives_only_those_events(nats):
+    """What routing and legal referral rely on: the server sends a consumer only the events of the kinds
+    (and publishing agency) it asked for; a case's history still has every event."""
+    mine = Event(case_id="C-F", type="case.registered", agency="510104-xfj", actor="t", payload={}, audience=[])
+    others = [Event(case_id="C-F", type="case.offered", agency="510104-xfj", actor="t", payload={}, audience=[]),
+              Event(case_id="C-G", type="case.registered", agency="510104-fy", actor="t", payload={}, audience=[])]
+    returned = Event(case_id="C-F", type="case.returned", agency="510104-rsj", actor="t", payload={}, audience=[])
+
+    async def scenario():
+        bus, stop, got = Bus(BusConfig(url=nats.url), "test"), asyncio.Event(), []
+        await bus.connect(stop)
+        await _publish(bus, [mine, *others, returned])
+
+        async def handler(ev: Event, seq: int) -> None:
+            got.append(ev.id)
+            if returned.id in got:
+                stop.set()
+        subjects = envelope.events_filter(["case.registered"], "510104-xfj") + envelope.events_filter(["case.returned"])
+        history = [e.id for e, _ in await bus.history("C-F")]
+        task = asyncio.create_task(bus.consume("filtered", handler, stop, subjects=subjects))
+        await asyncio.wait_for(stop.wait(), timeout=20)
+        await asyncio.sleep(0.5)  # anything else the server had to send would have come with them
+        stop.set()
+        await task
+        info = await bus.js.consumer_info(bus.cfg.stream, "filtered")
+        await bus.close()
+        return got, history, info
+
+    got, history, info = asyncio.run(scenario())
+    assert got == [mine.id, returned.id]
+    assert info.delivered.consumer_seq == 2 and info.num_pending == 0
+    assert history == [mine.id, others[0].id, returned.id]

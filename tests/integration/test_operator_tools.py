@@ -169,6 +169,13 @@ def test_status_shows_the_stream_and_consumer_lag(fed):
     assert not any(RSJ in n for n in names)  # only this node's consumers (unless --all-consumers)
     wait_for(lambda: all(c["lag"] == 0 for c in _status(fed, XFJ)[1]["bus"]["consumers"]),
              what="every consumer caught up")
+    # routing reacts only to its own node's registrations and to returns: the server sends it nothing else
+    # (the 人社局's projection gets the case's events; its routing consumer none of them)
+    wait_for(lambda: all(c["lag"] == 0 for c in _status(fed, RSJ)[1]["bus"]["consumers"]),
+             what="the 人社局's consumers caught up")
+    rsj = {c["name"]: c for c in _status(fed, RSJ)[1]["bus"]["consumers"]}
+    assert rsj[f"routing-{RSJ}"]["subjects"] == [f"lf.ev.{RSJ}.registered.*", "lf.ev.*.returned.*"]
+    assert rsj[f"routing-{RSJ}"]["delivered_seq"] == 0 and rsj[f"projection-{RSJ}"]["delivered_seq"] >= 4
     # /metrics: the projector's lag (ledger last seq − last applied) and the breached-deadline count
     wait_for(lambda: f'lianfang_consumer_lag_events{{consumer="projection-{XFJ}"}} 0' in _metrics(fed, XFJ),
              what="lag gauge at 0")

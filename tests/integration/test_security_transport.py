@@ -135,7 +135,7 @@ def test_bus_user_publishes_only_as_itself(nats, tmp_path):
 
         # 民政局 claiming an event of 人社局: the server refuses the publish; nothing reaches the ledger.
         forged = Event(case_id="X", type="case.signed_for", agency=HRSS, actor="t", payload={}, audience=[HRSS])
-        assert forged.subject == f"lf.ev.{HRSS}.X"
+        assert forged.subject == f"lf.ev.{HRSS}.signed_for.X"
         with pytest.raises(nats_client.errors.TimeoutError):
             await js.publish(forged.subject, forged.to_json().encode(), timeout=2)
         refusals = [e.lower() for e in errors]  # (nats.py lower-cases the server's -ERR)
@@ -150,6 +150,11 @@ def test_bus_user_publishes_only_as_itself(nats, tmp_path):
         disguised = Event(case_id="LFSEC1", type="case.signed_for", agency=HRSS, actor="t", payload={},
                           audience=[CIVIL])
         await js.publish(own.subject, disguised.to_json().encode(), headers={"Nats-Msg-Id": disguised.id})
+        # Nor is an envelope of another kind than its subject says (consumers that react to a few kinds
+        # have the server filter on the subject's kind)
+        mislabelled = Event(case_id="LFSEC1", type="case.signed_for", agency=CIVIL, actor="t", payload={},
+                            audience=[CIVIL])
+        await js.publish(own.subject, mislabelled.to_json().encode(), headers={"Nats-Msg-Id": mislabelled.id})
         seen: list[str] = []
 
         async def collect(event, _seq):
@@ -157,13 +162,13 @@ def test_bus_user_publishes_only_as_itself(nats, tmp_path):
         stop = asyncio.Event()
         consumer = asyncio.create_task(bus.consume("sec-test", collect, stop))
         await wait_async(lambda: own.id in seen)
-        await asyncio.sleep(1.5)  # both messages were fetched in one batch; give a redelivery time to show
+        await asyncio.sleep(1.5)  # the messages were fetched in one batch; give a redelivery time to show
         stop.set()
         await consumer
         assert seen == [own.id]
         assert [e.id for e, _ in await bus.history("LFSEC1")] == [own.id]
         info = await js.stream_info(STREAM)
-        assert info.state.messages == 2
+        assert info.state.messages == 3
 
         # Nor may it rewrite the ledger, or read other nodes' deliveries off the wire.
         for attempt in (js.purge_stream(STREAM), js.delete_stream(STREAM)):
@@ -176,7 +181,7 @@ def test_bus_user_publishes_only_as_itself(nats, tmp_path):
         violations = [e.lower() for e in errors if "permissions violation for subscription" in e.lower()]
         assert any(f'"{inbox_prefix(HRSS)}.>"'.lower() in e for e in violations), errors
         assert any('"lf.ev.>"' in e for e in violations), errors
-        assert (await js.stream_info(STREAM)).state.messages == 2
+        assert (await js.stream_info(STREAM)).state.messages == 3
         await bus.close()
         await civil.close()
 

@@ -8,7 +8,7 @@ import logging
 
 from services.legal_referral import handlers
 from shared import ledger, rpc
-from shared.bus.envelope import Event
+from shared.bus.envelope import Event, events_filter
 from shared.pb import referral_pb2, referral_pb2_grpc
 from shared.runtime import ServiceRuntime
 
@@ -43,7 +43,9 @@ class LegalWorker:
         self.rt.relay.notify()
 
     async def consume(self) -> None:
-        await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop)
+        # the server sends only what legal referral reacts to, not every event of the federation
+        subjects = events_filter(OWN_ONLY, self.rt.agency) + events_filter(REACTIONS.keys() - OWN_ONLY.keys())
+        await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop, subjects=subjects)
 
     async def dispatch(self) -> None:
         published = self.rt.relay.on_published()  # a staged 移送 is delivered once it is on the bus

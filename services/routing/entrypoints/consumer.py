@@ -6,7 +6,7 @@ import logging
 
 from services.routing import handlers
 from shared import ledger, rpc, telemetry
-from shared.bus.envelope import Event
+from shared.bus.envelope import Event, events_filter
 from shared.pb import assignment_pb2, assignment_pb2_grpc
 from shared.runtime import ServiceRuntime
 
@@ -33,7 +33,9 @@ class RoutingWorker:
             self.rt.relay.notify()
 
     async def consume(self) -> None:
-        await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop)
+        # the server sends only what routing reacts to, not every event of the federation
+        subjects = events_filter([ledger.REGISTERED], self.rt.agency) + events_filter([ledger.RETURNED])
+        await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop, subjects=subjects)
 
     async def dispatch(self) -> None:
         while not self.rt.stop.is_set():
