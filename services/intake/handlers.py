@@ -19,7 +19,7 @@ from shared.bus.envelope import Event
 from shared.categories import classify
 from shared.config import Directory
 from shared.crypto import FieldCipher, pseudonym
-from shared.db import counters
+from shared.db import counters, rows
 from shared.db.plumbing import audit
 from shared.errors import Conflict, Invalid
 from shared.web import Principal
@@ -150,7 +150,7 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
     registration of (shared.sharing.NotShared then passes over its further events)."""
     case = s.get(CaseRow, ev.case_id)
     # event rows exist only for cases this node holds, so only then can the event be a replay
-    if case is not None and s.scalar(select(CaseEventRow.pos).where(CaseEventRow.event_id == ev.id)) is not None:
+    if case is not None and rows.row_exists(s, CaseEventRow.__table__, "event_id", ev.id):
         return Folded(True, None)
     reg = s.get(RegistrationRow, ev.case_id)
     if ev.type == ledger.REGISTERED and reg is None:
@@ -179,11 +179,13 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
     if (after := _volume_key(case)) != before:
         _count_volume(s, before, -1)
         _count_volume(s, after, +1)
-    s.add(CaseEventRow(event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency,
-                       actor=ev.actor, time=ev.time, payload=ev.payload))
-    if code_hash := ev.payload.get("query_code_hash"):
-        if s.get(QueryCodeRow, code_hash) is None:
-            s.add(QueryCodeRow(code_hash=code_hash, case_id=ev.case_id))
+    # rows never changed once written: inserted without the ORM's unit of work (shared.db.rows)
+    rows.insert_rows(s, CaseEventRow.__table__, [dict(
+        event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency, actor=ev.actor,
+        time=ev.time, payload=ev.payload)])
+    if (code_hash := ev.payload.get("query_code_hash")) and \
+            not rows.row_exists(s, QueryCodeRow.__table__, "code_hash", code_hash):
+        rows.insert_rows(s, QueryCodeRow.__table__, [dict(code_hash=code_hash, case_id=ev.case_id)])
     return Folded(True, None)
 
 

@@ -85,13 +85,14 @@ def _audience(kc: KnownCase, *extra: str) -> list[str]:
 
 # --- the ledger, as the centre sees it --------------------------------------------------------------
 
-def on_event(s: Session, ctx: CentreContext, ev: Event) -> None:
+def on_event(s: Session, ctx: CentreContext, ev: Event) -> list[str] | None:
     """Keep the audience of every case the centre's node shares; take invitation answers. Idempotent by
     construction (audiences only grow, the first answer counts), and writes nothing for an event that
-    changes nothing, so the centre keeps up with the whole ledger cheaply."""
+    changes nothing, so the centre keeps up with the whole ledger cheaply. Returns the case's audience as
+    stored, None for a case the centre does not share."""
     kc = s.get(KnownCase, ev.case_id)
     if kc is None and ctx.agency not in ev.audience:
-        return
+        return None
     if kc is None:
         kc = KnownCase(case_id=ev.case_id, audience=[], registered=False)
         s.add(kc)
@@ -104,6 +105,7 @@ def on_event(s: Session, ctx: CentreContext, ev: Event) -> None:
     elif ev.type == ledger.JOINT_INVITATION_ANSWERED:
         record_answer(s, ev.payload["session_id"], ev.agency, bool(ev.payload["accepted"]), ev.payload.get("reason"),
                       datetime.fromisoformat(ev.time))
+    return list(kc.audience)
 
 
 # --- 一厅式接待: tickets and the queue ---------------------------------------------------------------

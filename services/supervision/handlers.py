@@ -21,7 +21,7 @@ from shared import clock, divisions, ledger
 from shared.bus import outbox
 from shared.bus.envelope import Event
 from shared.config import Directory, NodeConfig
-from shared.db import counters
+from shared.db import counters, rows
 from shared.db.plumbing import audit
 from shared.errors import NotFound
 from shared.web import Principal
@@ -74,14 +74,11 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
     Returns False for a case this node has just come to share without its history (the caller then
     replays that history with backfill=True), NOT_SHARED (truthy: nothing to replay) for a case this
     node does not share, True otherwise."""
-    seen = select(SvEvent.pos).where(SvEvent.event_id == ev.id)
-    if s.scalar(seen) is not None:
-        return True
     if ctx.agency not in ev.audience and not backfill and s.scalar(select(SvCase.case_id).where(
             SvCase.case_id == ev.case_id)) is None:
-        return NOT_SHARED  # (decided without taking the write lock)
+        return NOT_SHARED  # (decided without taking the write lock; nor can it be a replay: no event rows)
     write_lock(s)
-    if s.scalar(seen) is not None:
+    if rows.row_exists(s, SvEvent.__table__, "event_id", ev.id):
         return True
     case = s.get(SvCase, ev.case_id, with_for_update=True, populate_existing=True)
     if case is None and ev.type != ledger.REGISTERED:
@@ -95,8 +92,9 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
     case.leader = (state.get("leader") or {}).get("name")
     case.next_check = ledger.local_date(clock.now()).isoformat()  # something changed: look at it again now
     _keep_summary(s, case, ev.time)
-    s.add(SvEvent(event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency,
-                  actor=ev.actor, time=ev.time, audience=list(ev.audience), payload=ev.payload))
+    rows.insert_rows(s, SvEvent.__table__, [dict(  # (written once: shared.db.rows)
+        event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency, actor=ev.actor,
+        time=ev.time, audience=list(ev.audience), payload=ev.payload)])
     p = ev.payload
     if ev.type in NOTICE_KINDS:
         s.add(SvNotice(event_id=ev.id, kind=NOTICE_KINDS[ev.type], case_id=ev.case_id, clock=p["clock"],
@@ -446,10 +444,10 @@ def assessment_report(s: Session, ctx: SupervisionContext, *, date_from: date, d
                     SvEvent.payload, SvEvent.audience)
              .join(S, S.case_id == SvEvent.case_id).where(S.last_event_at > cutoff, *in_range)
              .order_by(SvEvent.case_id, SvEvent.pos).execution_options(yield_per=1000))
-    for _, rows in groupby(s.execute(later), key=lambda r: r.case_id):
+    for _, case_events in groupby(s.execute(later), key=lambda r: r.case_id):
         state = assessment.state_as_of(({"id": r.event_id, "case_id": r.case_id, "type": r.type, "agency": r.agency,
                                          "actor": r.actor, "time": r.time, "payload": r.payload,
-                                         "audience": r.audience} for r in rows), as_of)
+                                         "audience": r.audience} for r in case_events), as_of)
         if state is None or not assessment.in_population(state, date_from=date_from, date_to=date_to,
                                                          division=division, agency=agency):
             continue

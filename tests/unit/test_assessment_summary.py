@@ -92,7 +92,7 @@ def projected(tmp_path_factory):
     with Session(engine) as s, s.begin():
         for seq, e in enumerate(stream, 1):
             assert handlers.project_event(s, ctx, Event(**e), seq)
-    yield SimpleNamespace(url=url, engine=engine, cases=cases, ctx=ctx)
+    yield SimpleNamespace(url=url, engine=engine, cases=cases, ctx=ctx, stream=stream)
     engine.dispose()
 
 
@@ -156,3 +156,17 @@ def test_the_migration_backfills_the_summaries(projected):
         assert set(map(tuple, s.execute(counters))) == counted
     assert len(kept) == 300 and backfilled == kept
     assert sum(c[3] for c in counted if len(c[0]) == 7) == sum(c[3] for c in counted if len(c[0]) == 10) == 300
+
+
+def test_projecting_every_event_again_changes_nothing(projected):
+    """A redelivered event (replay check: shared/db/rows.py) adds no event row and moves no counter."""
+    tables = ["sv_cases", "sv_events", "sv_case_summaries", "sv_assessment_counts"]
+    with projected.engine.connect() as c:
+        before = {t: sorted(map(tuple, c.exec_driver_sql(f"SELECT * FROM {t}").all()), key=repr) for t in tables}
+    assert len(before["sv_events"]) == len(projected.stream)
+    with Session(projected.engine) as s, s.begin():
+        for seq, e in enumerate(projected.stream, 1):
+            assert handlers.project_event(s, projected.ctx, Event(**e), seq) is True
+    with projected.engine.connect() as c:
+        after = {t: sorted(map(tuple, c.exec_driver_sql(f"SELECT * FROM {t}").all()), key=repr) for t in tables}
+    assert after == before

@@ -45,7 +45,7 @@ def projected(tmp_path_factory):
     with Session(engine) as s, s.begin():
         for seq, e in enumerate(stream, 1):
             assert handlers.project_event(s, CITY, Event(**e), seq)
-    yield SimpleNamespace(url=url, engine=engine)
+    yield SimpleNamespace(url=url, engine=engine, stream=stream)
     engine.dispose()
 
 
@@ -125,3 +125,21 @@ def test_the_migration_backfills_the_dashboard_columns(projected):
                 for v in s.scalars(volumes)} == counted
     assert len(kept) == N and any(r.open_due for r in kept) and any(r.late_days for r in kept)
     assert sum(c[4] for c in counted if len(c[0]) == 7) == sum(c[4] for c in counted if len(c[0]) == 10) == N
+
+
+
+def _dump(engine, tables: list[str]) -> dict[str, list]:
+    with engine.connect() as c:
+        return {t: sorted(map(tuple, c.exec_driver_sql(f"SELECT * FROM {t}").all()), key=repr) for t in tables}
+
+
+def test_folding_every_event_again_changes_nothing(projected):
+    """Consumers are idempotent: a redelivered event (its replay check is a Core statement,
+    shared/db/rows.py) adds no event row, query code or counter, and changes no state."""
+    tables = ["cases", "case_events", "query_codes", "registrations", "case_volumes"]
+    before = _dump(projected.engine, tables)
+    assert len(before["case_events"]) == len(projected.stream)
+    with Session(projected.engine) as s, s.begin():
+        for seq, e in enumerate(projected.stream, 1):
+            assert handlers.project_event(s, CITY, Event(**e), seq)
+    assert _dump(projected.engine, tables) == before

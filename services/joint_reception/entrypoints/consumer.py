@@ -27,21 +27,40 @@ class CentreWorker:
     def __init__(self, rt: ServiceRuntime, ctx: handlers.CentreContext):
         self.rt, self.ctx = rt, ctx
         self.consumer = f"joint_reception-{rt.agency}"
-        self._known: set[str] | None = None  # case ids the centre shares (skips the rest without a query)
+        # the cases the centre shares → their audience as last stored: an event that adds nothing to it
+        # (most of a case's events) is passed over without a unit of work
+        self._known: dict[str, frozenset[str]] | None = None
+        self._audiences: dict[frozenset[str], frozenset[str]] = {}  # one copy of each audience (memory)
+
+    def _remember(self, case_id: str, audience) -> None:
+        fs = frozenset(audience)
+        self._known[case_id] = self._audiences.setdefault(fs, fs)
 
     def _react(self, event: Event) -> None:
-        self.rt.db.run(lambda s: handlers.on_event(s, self.ctx, event))  # idempotent: a replay changes nothing
-        self._known.add(event.case_id)
+        audience = self.rt.db.run(lambda s: handlers.on_event(s, self.ctx, event))  # idempotent: a replay changes nothing
+        if audience is not None:
+            self._remember(event.case_id, audience)
 
-    def _load_known(self) -> set[str]:
+    def _load_known(self) -> None:
+        self._known = {}
         with self.rt.db.read() as s:
-            return set(s.scalars(select(KnownCase.case_id)))
+            for case_id, audience in s.execute(select(KnownCase.case_id, KnownCase.audience)):
+                self._remember(case_id, audience)
+
+    def _news(self, event: Event) -> bool:
+        """Would on_event change anything: an invitation answer, a registration's details or a wider
+        audience of a case the centre shares, or a case it comes to share."""
+        known = self._known.get(event.case_id)
+        if event.type == ledger.JOINT_INVITATION_ANSWERED:
+            return True
+        if known is None:
+            return self.rt.agency in event.audience
+        return event.type == ledger.REGISTERED or not known.issuperset(event.audience)
 
     async def handle(self, event: Event, seq: int) -> None:
         if self._known is None:
-            self._known = await asyncio.to_thread(self._load_known)
-        if self.rt.agency in event.audience or event.case_id in self._known or \
-                event.type == ledger.JOINT_INVITATION_ANSWERED:
+            await asyncio.to_thread(self._load_known)
+        if self._news(event):
             await asyncio.to_thread(self._react, event)
 
     async def consume(self) -> None:
