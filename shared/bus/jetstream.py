@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Event, int], Awaitable[None]]  # (event, stream sequence)
 CONNECT_ATTEMPT_S = 15.0  # one connection attempt, TLS handshake included
 HISTORY_FETCH_S = 5.0  # one read of a case's history; a loaded server can take seconds
+# Consumers the ledger stream may have: 5 durable ones per node, plus the short-lived ones of history
+# reads and operators' tools. nats-server 2.15 limits a stream that sets none to 1,000 — 200 nodes.
+MAX_CONSUMERS = 20_000
 
 
 def inbox_prefix(user: str | None) -> str:
@@ -110,9 +113,13 @@ class Bus:
 
     async def ensure_stream(self) -> None:
         cfg = StreamConfig(name=self.cfg.stream, subjects=[f"{SUBJECT_ROOT}.>"], storage=StorageType.FILE,
-                           duplicate_window=600, num_replicas=self.replicas)
+                           duplicate_window=600, num_replicas=self.replicas, max_consumers=MAX_CONSUMERS)
         try:
-            await self.js.stream_info(self.cfg.stream)
+            info = await self.js.stream_info(self.cfg.stream)
+            if 0 < (info.config.max_consumers or 0) < MAX_CONSUMERS:
+                log.warning("stream %s allows %d consumers (the server's default when a stream sets none); history "
+                            "reads are refused when they run out — raise it: nats stream edit %s --max-consumers %d",
+                            self.cfg.stream, info.config.max_consumers, self.cfg.stream, MAX_CONSUMERS)
         except nats.js.errors.NotFoundError:
             try:
                 await self.js.add_stream(cfg)
@@ -247,13 +254,19 @@ class Bus:
         not at all: a history cut short (a slow server under load) raises, so the event that asked for it
         is redelivered instead of acknowledged with the case missing from the read model."""
         await self.connected.wait()
+        # A consumer of its own, kept in memory (on file it cost the server 3 × the CPU: 2.9 ms a read, with
+        # sync_interval: always) and deleted when read: left to expire, a busy node's reads piled up
+        # against the stream's consumer limit (MAX_CONSUMERS) and further reads were refused.
         psub = await self.js.pull_subscribe(case_history_filter(case_id), durable=None, stream=self.cfg.stream,
                                             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL,
-                                                                  ack_policy=AckPolicy.NONE, inactive_threshold=10),
+                                                                  ack_policy=AckPolicy.NONE, inactive_threshold=10,
+                                                                  mem_storage=True),
                                             inbox_prefix=f"{self.inbox}.".encode())
         out: list[tuple[Event, int]] = []
+        name = None
         try:
-            expected = (await psub.consumer_info()).num_pending  # the case's events when the reading began
+            info = await psub.consumer_info()
+            name, expected = info.name, info.num_pending  # the case's events when the reading began
             received = 0
             while received < expected:
                 try:
@@ -265,6 +278,9 @@ class Bus:
                         if published_by_claimant(m.subject, ev := Event.from_json(m.data))]
         finally:
             await psub.unsubscribe()
+            if name is not None:
+                with contextlib.suppress(Exception):  # (if this fails it expires after inactive_threshold)
+                    await self.js.delete_consumer(self.cfg.stream, name)
         return out
 
     async def close(self) -> None:

@@ -266,3 +266,26 @@ def test_a_consumer_filtered_by_kind_and_agency_receives_only_those_events(nats)
     assert got == [mine.id, returned.id]
     assert info.delivered.consumer_seq == 2 and info.num_pending == 0
     assert history == [mine.id, others[0].id, returned.id]
+
+
+def test_history_reads_leave_no_consumer_behind(nats):
+    """Each history read has a consumer of its own. Left to expire (10 s), a busy node's reads piled up
+    against the stream's consumer limit — nats-server 2.15 allows 1,000 on a stream that sets none — and
+    further reads were refused ('maximum consumers limit reached'). 1,100 reads in a row: all answered,
+    none left, and the stream sets its own limit."""
+    events = [Event(case_id=f"H{i}", type="case.registered", agency="510104-xfj", actor="t", payload={}, audience=[])
+              for i in range(50)]
+
+    async def scenario():
+        bus = Bus(BusConfig(url=nats.url), "test")
+        await bus.connect(asyncio.Event())
+        await _publish(bus, events)
+        counts = [len(await bus.history(f"H{i % 50}")) for i in range(1100)]
+        info = await bus.js.stream_info(bus.cfg.stream)
+        await bus.close()
+        return counts, info
+
+    counts, info = asyncio.run(scenario())
+    assert counts == [1] * 1100
+    assert info.state.consumer_count == 0
+    assert info.config.max_consumers == jetstream.MAX_CONSUMERS
