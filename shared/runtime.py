@@ -43,13 +43,13 @@ class ServiceRuntime:
     def agency(self) -> str:
         return self.cfg.agency
 
-    def react_once(self, consumer: str, event_id: str, work: Callable) -> None:
+    async def react_once(self, consumer: str, event_id: str, work: Callable) -> None:
         """Run `work(session)` for one ledger event at most once per consumer: the inbox row and the
         reaction commit together, so a redelivered or replayed event changes nothing."""
         def unit(s):
             if not already_processed(s, consumer, event_id):
                 work(s)
-        self.db.run(unit)
+        await self.db.run_async(unit)
 
     def spawn(self, coro: Coroutine) -> asyncio.Task:
         task = asyncio.create_task(coro)

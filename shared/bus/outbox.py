@@ -50,8 +50,9 @@ class OutboxRelay:
             return list(s.scalars(select(OutboxRow).where(OutboxRow.published_at.is_(None))
                                   .order_by(OutboxRow.seq).limit(self.batch)))
 
-    def _mark(self, seqs: list[int]) -> None:
-        self.db.run(lambda s: s.execute(update(OutboxRow).where(OutboxRow.seq.in_(seqs)).values(published_at=utcnow())))
+    async def _mark(self, seqs: list[int]) -> None:
+        await self.db.run_async(lambda s: s.execute(update(OutboxRow).where(OutboxRow.seq.in_(seqs))
+                                                   .values(published_at=utcnow())))
 
     async def relay_once(self) -> int:
         rows = await asyncio.to_thread(self._pending)
@@ -59,7 +60,7 @@ class OutboxRelay:
             return 0
         # Published concurrently on one connection: they leave in order, so the stream keeps that order.
         await asyncio.gather(*(self._publish(r) for r in rows))
-        await asyncio.to_thread(self._mark, [r.seq for r in rows])
+        await self._mark([r.seq for r in rows])
         for ev in self._published:
             ev.set()
         return len(rows)

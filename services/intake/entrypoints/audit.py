@@ -87,7 +87,7 @@ def build_audit_router(rt) -> APIRouter:
 
         body = await asyncio.to_thread(read)
         # Who looked at the trail is itself part of the trail (after reading: the answer shows the log as found).
-        await asyncio.to_thread(rt.db.run, lambda s: audit(s, agency=rt.agency, actor=who.user, action="audit.read",
+        await rt.db.run_async(lambda s: audit(s, agency=rt.agency, actor=who.user, action="audit.read",
                                                            object_id=object_id or "audit_log",
                                                            detail=f"limit={limit} before={before} verify={verify}"))
         return body

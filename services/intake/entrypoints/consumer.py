@@ -1,7 +1,6 @@
 """Projection consumer: the node's durable JetStream consumer folds ledger events into its read model."""
 from __future__ import annotations
 
-import asyncio
 
 from services.intake import handlers
 from shared import ledger, metrics
@@ -23,8 +22,8 @@ class Projector:
         with self.rt.db.read() as s:  # a plain read: a scrape never waits for the node's writers
             return handlers.count_breached_deadlines(s)
 
-    def _apply(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
-        folded = self.rt.db.run(lambda s: handlers.fold_event(s, self.rt.agency, event, seq, backfill))
+    async def _apply(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
+        folded = await self.rt.db.run_async(lambda s: handlers.fold_event(s, self.rt.agency, event, seq, backfill))
         self.not_shared.learn(event.case_id, folded.unshared)
         return folded.applied
 
@@ -33,10 +32,10 @@ class Projector:
         if event.type != ledger.RE_REVIEW_DECIDED and self.not_shared.skip(event):
             self.lag.applied(seq)
             return
-        if not await asyncio.to_thread(self._apply, event, seq):
+        if not await self._apply(event, seq):
             # This node has just come to share the case: fetch the case's whole history, in ledger order.
             for past, past_seq in await self.rt.bus.history(event.case_id):
-                await asyncio.to_thread(self._apply, past, past_seq, True)
+                await self._apply(past, past_seq, True)
         self.lag.applied(seq)
 
     async def run(self) -> None:

@@ -38,7 +38,7 @@ def build_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
                        idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
         if who.role not in ("clerk", "handler", "admin"):
             raise Forbidden("无登记权限 (role may not register petitions)")
-        result = await asyncio.to_thread(rt.db.run, lambda s: handlers.register_petition(s, ctx, body, who,
+        result = await rt.db.run_async(lambda s: handlers.register_petition(s, ctx, body, who,
                                                                                           idempotency_key))
         rt.relay.notify()
         return result
@@ -57,13 +57,13 @@ def build_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
         view, origin, authorised = await asyncio.to_thread(read)
         view["petitioners"] = None
         if authorised and origin == rt.agency:
-            view["petitioners"] = await asyncio.to_thread(rt.db.run, lambda s: handlers.disclose_identity(
+            view["petitioners"] = await rt.db.run_async(lambda s: handlers.disclose_identity(
                 s, ctx.cipher, rt.agency, who.user, case_id, "identity.read"))
         elif authorised:  # the receiving node decides again on its own view
             view["petitioners"] = await _remote_identity(rt, origin, case_id, who)
         if case_reads.due(who.user, case_id):  # the read of case data is on record before it is answered
             try:
-                await asyncio.to_thread(rt.db.run, lambda s: audit(s, agency=rt.agency, actor=who.user,
+                await rt.db.run_async(lambda s: audit(s, agency=rt.agency, actor=who.user,
                                                                    action="case.read", object_id=case_id))
             except Exception:
                 case_reads.forget(who.user, case_id)
@@ -108,7 +108,7 @@ async def _remote_identity(rt, origin: str, case_id: str, who: Principal) -> lis
                           f"(the receiving node is unreachable: identity unavailable, retry later)") from None
     if not reply.identity_disclosed:
         return None
-    await asyncio.to_thread(rt.db.run, lambda s: audit(s, agency=rt.agency, actor=who.user, action="identity.read",
+    await rt.db.run_async(lambda s: audit(s, agency=rt.agency, actor=who.user, action="identity.read",
                                                        object_id=case_id, detail=f"fetched from {origin}"))
     p = reply.petitioner
     return [{"role": "petitioner", "name": p.name, "id_number": p.id_number or None, "phone": p.phone or None,

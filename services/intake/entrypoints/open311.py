@@ -81,7 +81,7 @@ def build_open311_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
             form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
             who = _clerk(rt.cfg, request, form.get("api_key", ""))
             petition = petition_from_form(form, rt.cfg.division)
-            result = await asyncio.to_thread(rt.db.run, lambda s: handlers.register_petition(
+            result = await rt.db.run_async(lambda s: handlers.register_petition(
                 s, ctx, petition, who, request.headers.get("idempotency-key")))
             rt.relay.notify()
             return [_created(result)]

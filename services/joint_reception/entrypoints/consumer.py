@@ -36,8 +36,8 @@ class CentreWorker:
         fs = frozenset(audience)
         self._known[case_id] = self._audiences.setdefault(fs, fs)
 
-    def _react(self, event: Event) -> None:
-        audience = self.rt.db.run(lambda s: handlers.on_event(s, self.ctx, event))  # idempotent: a replay changes nothing
+    async def _react(self, event: Event) -> None:
+        audience = await self.rt.db.run_async(lambda s: handlers.on_event(s, self.ctx, event))  # idempotent: a replay changes nothing
         if audience is not None:
             self._remember(event.case_id, audience)
 
@@ -61,7 +61,7 @@ class CentreWorker:
         if self._known is None:
             await asyncio.to_thread(self._load_known)
         if self._news(event):
-            await asyncio.to_thread(self._react, event)
+            await self._react(event)
 
     async def consume(self) -> None:
         await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop)
@@ -72,10 +72,10 @@ class CentreWorker:
             published.clear()
             busy = False
             try:
-                if await asyncio.to_thread(self.rt.db.run, lambda s: handlers.announce_tickets(s, self.ctx)):
+                if await self.rt.db.run_async(lambda s: handlers.announce_tickets(s, self.ctx)):
                     busy = True
                     self.rt.relay.notify()
-                due = await asyncio.to_thread(self.rt.db.run, handlers.due_invitations)
+                due = await self.rt.db.run_async(handlers.due_invitations)
                 busy = busy or bool(due)
                 await asyncio.gather(*(self._deliver(inv.agency, sess) for inv, sess in due))
             except handlers.TicketRaced:
@@ -105,9 +105,9 @@ class CentreWorker:
                 req, timeout=self.ctx.cfg.offer_timeout_s,
                 metadata=rpc.call_metadata(self.rt.agency, sess.opened_by, "clerk"))
             answer = _ANSWERS.get(reply.answer, "pending")
-            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.invitation_delivered(
+            await self.rt.db.run_async(lambda s: handlers.invitation_delivered(
                 s, sess.id, agency, answer, reply.reason or None))
         except Exception as e:  # invited node down or slow: the invitation stays owed and is retried
             error = f"{e.code().name}: {e.details()}" if isinstance(e, grpc.aio.AioRpcError) else str(e)
             log.info("invitation %s → %s not delivered: %s", sess.id, agency, error)
-            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.invitation_failed(s, sess.id, agency, error))
+            await self.rt.db.run_async(lambda s: handlers.invitation_failed(s, sess.id, agency, error))

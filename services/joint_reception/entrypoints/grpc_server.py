@@ -49,7 +49,7 @@ class JointReceptionServicer(pb_grpc.JointReceptionServiceServicer):
             if who["agency"] != request.centre or entry is None or entry.type != "petition_bureau":
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED,
                                     "only the petition-bureau node hosting the centre may invite")
-            inv = await asyncio.to_thread(self.rt.db.run, lambda s: handlers.receive_invitation(s, self.ctx, request))
+            inv = await self.rt.db.run_async(lambda s: handlers.receive_invitation(s, self.ctx, request))
             self.rt.relay.notify()
             return pb.InviteReply(answer=_ANSWERS[inv.status], reason=inv.reason or "")
 
@@ -83,7 +83,7 @@ class JointReceptionServicer(pb_grpc.JointReceptionServiceServicer):
                 t = act(s, self.ctx, request.ticket_id, actor, agency=who["agency"])
                 return handlers.ticket_json(self.ctx, t, handlers.now())
             try:
-                out = await asyncio.to_thread(self.rt.db.run, work)
+                out = await self.rt.db.run_async(work)
             except LianfangError as e:
                 await abort_grpc(context, e)
             self.rt.relay.notify()

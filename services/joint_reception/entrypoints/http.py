@@ -146,7 +146,7 @@ def build_router(rt, ctx: handlers.CentreContext) -> APIRouter:
         return asyncio.to_thread(run)
 
     async def write(fn):
-        out = await asyncio.to_thread(rt.db.run, fn)
+        out = await rt.db.run_async(fn)
         rt.relay.notify()
         return out
 

@@ -33,13 +33,13 @@ class LegalWorker:
         self.rt, self.ctx = rt, ctx
         self.consumer = f"legal-referral-{rt.agency}"
 
-    def _react(self, event: Event) -> None:
-        self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
+    async def _react(self, event: Event) -> None:
+        await self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
 
     async def handle(self, event: Event, seq: int) -> None:
         if event.type not in REACTIONS or (event.type in OWN_ONLY and event.agency != self.rt.agency):
             return
-        await asyncio.to_thread(self._react, event)
+        await self._react(event)
         self.rt.relay.notify()
 
     async def consume(self) -> None:
@@ -53,7 +53,7 @@ class LegalWorker:
             published.clear()
             due = []
             try:
-                due = await asyncio.to_thread(self.rt.db.run, handlers.due_referrals)
+                due = await self.rt.db.run_async(handlers.due_referrals)
                 await asyncio.gather(*(self._deliver(o.ref_id, o.target, o.request) for o in due))
             except Exception as e:
                 log.warning("referral dispatcher: %s", e)
@@ -80,9 +80,9 @@ class LegalWorker:
             await referral_pb2_grpc.LegalReferralServiceStub(ch).Refer(
                 req, timeout=self.ctx.cfg.offer_timeout_s,
                 metadata=rpc.call_metadata(self.rt.agency, "legal_referral", "handler"))
-            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.referral_delivered(s, ref_id))
+            await self.rt.db.run_async(lambda s: handlers.referral_delivered(s, ref_id))
         except Exception as e:  # receiving node down or slow: the referring node keeps the case; retry
             log.info("referral %s to %s not delivered: %s", ref_id, target, e)
             reason = str(e)
-            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.referral_failed(s, self.ctx, ref_id, reason))
+            await self.rt.db.run_async(lambda s: handlers.referral_failed(s, self.ctx, ref_id, reason))
             self.rt.relay.notify()

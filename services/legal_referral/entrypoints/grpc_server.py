@@ -1,7 +1,6 @@
 """LegalReferralService (gRPC) at the receiving body: takes 移送 and 救助申请, answers with a receipt."""
 from __future__ import annotations
 
-import asyncio
 
 import grpc
 
@@ -34,7 +33,7 @@ class LegalReferralServicer(referral_pb2_grpc.LegalReferralServiceServicer):
             if not request.ref_id or not request.case_id or not request.channel:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ref_id, case_id and channel are required")
             try:
-                r = await asyncio.to_thread(self.rt.db.run, lambda s: handlers.receive_referral(s, self.ctx, request))
+                r = await self.rt.db.run_async(lambda s: handlers.receive_referral(s, self.ctx, request))
             except LianfangError as e:
                 await abort_grpc(context, e)
             self.rt.relay.notify()

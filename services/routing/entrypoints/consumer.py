@@ -22,14 +22,14 @@ class RoutingWorker:
         # set when the relay has published: a staged 交办 is delivered then, not at the next poll
         self._offers_due = rt.relay.on_published()
 
-    def _react(self, event: Event) -> None:
-        self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
+    async def _react(self, event: Event) -> None:
+        await self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
 
     async def handle(self, event: Event, seq: int) -> None:
         if event.type == ledger.REGISTERED and event.agency != self.rt.agency:
             return  # 首问负责: only the receiving node routes; the others need not even touch their database
         if event.type in REACTIONS:
-            await asyncio.to_thread(self._react, event)
+            await self._react(event)
             self.rt.relay.notify()
 
     async def consume(self) -> None:
@@ -42,7 +42,7 @@ class RoutingWorker:
             self._offers_due.clear()
             due = []
             try:
-                due = await asyncio.to_thread(self.rt.db.run, handlers.due_offers)
+                due = await self.rt.db.run_async(handlers.due_offers)
                 await asyncio.gather(*(self._deliver(o.case_id, o.attempt, o.target, rc, trace)
                                        for o, rc, trace in due))
             except Exception as e:
@@ -72,8 +72,8 @@ class RoutingWorker:
             await assignment_pb2_grpc.AssignmentServiceStub(ch).Offer(
                 req, timeout=self.ctx.cfg.offer_timeout_s, metadata=rpc.call_metadata(self.rt.agency, "routing",
                                                                                       "handler"))
-            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.offer_delivered(s, case_id, attempt))
+            await self.rt.db.run_async(lambda s: handlers.offer_delivered(s, case_id, attempt))
         except Exception as e:  # target down or slow: 首问 node keeps the case; retry with backoff
             reason = str(e)
-            await asyncio.to_thread(self.rt.db.run, lambda s: handlers.offer_failed(s, self.ctx, case_id, attempt, reason))
+            await self.rt.db.run_async(lambda s: handlers.offer_failed(s, self.ctx, case_id, attempt, reason))
             self.rt.relay.notify()

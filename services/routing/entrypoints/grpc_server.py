@@ -1,7 +1,6 @@
 """AssignmentService (gRPC) at the target node: receives 交办 offers."""
 from __future__ import annotations
 
-import asyncio
 
 import grpc
 
@@ -23,6 +22,6 @@ class AssignmentServicer(assignment_pb2_grpc.AssignmentServiceServicer):
             who = rpc.caller(context)
             if who["agency"] != request.from_agency or self.rt.directory.get(who["agency"]) is None:
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, "caller may not offer on behalf of another agency")
-            offer = await asyncio.to_thread(self.rt.db.run, lambda s: handlers.receive_offer(s, self.ctx, request))
+            offer = await self.rt.db.run_async(lambda s: handlers.receive_offer(s, self.ctx, request))
             self.rt.relay.notify()
             return assignment_pb2.OfferReply(decision=_DECISIONS[offer.status], reason=offer.answer_reason or "")

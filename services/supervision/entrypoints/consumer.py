@@ -23,8 +23,8 @@ class SupervisionWorker:
         self.not_shared = NotShared(rt.agency, audience_matters=False)
 
     # --- projection ---
-    def _apply(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
-        applied = self.rt.db.run(lambda s: handlers.project_event(s, self.ctx, event, seq, backfill))
+    async def _apply(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
+        applied = await self.rt.db.run_async(lambda s: handlers.project_event(s, self.ctx, event, seq, backfill))
         self.not_shared.learn(event.case_id, event.audience if applied == handlers.NOT_SHARED else None)
         return bool(applied)
 
@@ -34,14 +34,14 @@ class SupervisionWorker:
             return
         if self.not_shared.skip(event):
             return
-        if await asyncio.to_thread(self._apply, event, seq):
+        if await self._apply(event, seq):
             return
         # This node has just come to share the case (e.g. it is the 复查 body): replay its history.
         for past, past_seq in await self.rt.bus.history(event.case_id):
-            await asyncio.to_thread(self._apply, past, past_seq, True)
+            await self._apply(past, past_seq, True)
 
     async def consume(self) -> None:
-        epoch = await asyncio.to_thread(self.rt.db.run, lambda s: handlers.durable_epoch(s, uuid.uuid4().hex[:12]))
+        epoch = await self.rt.db.run_async(lambda s: handlers.durable_epoch(s, uuid.uuid4().hex[:12]))
         self.durable = f"{DURABLE_PREFIX}-{self.rt.agency}-{epoch}"
         self.rt.spawn(self._retire_stale_consumers())
         await self.rt.bus.consume(self.durable, self.handle, self.rt.stop)
