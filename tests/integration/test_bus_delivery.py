@@ -289,3 +289,49 @@ def test_history_reads_leave_no_consumer_behind(nats):
     assert counts == [1] * 1100
     assert info.state.consumer_count == 0
     assert info.config.max_consumers == jetstream.MAX_CONSUMERS
+
+
+def test_a_consumer_whose_filters_changed_is_made_again_at_its_ack_floor(nats):
+    """A new version of a service asks for other subjects under the same durable name: the consumer is
+    made again with them, from where the old one had acknowledged — what it acknowledged does not come
+    again, what it had not comes if it matches."""
+    def ev(case, kind):
+        return Event(case_id=case, type=f"case.{kind}", agency="510104-xfj", actor="t", payload={}, audience=[])
+    done_before = [ev("U1", "registered"), ev("U1", "offered")]
+    after = [ev("U2", "registered"), ev("U2", "offered"), ev("U3", "returned")]
+
+    async def scenario():
+        bus = Bus(BusConfig(url=nats.url), "test")
+        await bus.connect(asyncio.Event())
+        await _publish(bus, done_before)
+        got_old, stop = [], asyncio.Event()
+
+        async def old(e: Event, seq: int) -> None:
+            got_old.append(e.id)
+            if len(got_old) == len(done_before):
+                stop.set()
+        await _consume_until_stopped(bus, "upgraded", old, stop)  # the old version: the whole ledger
+
+        bus = Bus(BusConfig(url=nats.url), "test")
+        await bus.connect(asyncio.Event())
+        await _publish(bus, after)
+        got_new, stop = [], asyncio.Event()
+
+        async def new(e: Event, seq: int) -> None:
+            got_new.append(e.id)
+            if after[2].id in got_new:
+                stop.set()
+        subjects = envelope.events_filter(["case.registered", "case.returned"])
+        task = asyncio.create_task(bus.consume("upgraded", new, stop, subjects=subjects))
+        await asyncio.wait_for(stop.wait(), timeout=20)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+        info = await bus.js.consumer_info(bus.cfg.stream, "upgraded")
+        await bus.close()
+        return got_old, got_new, info
+
+    got_old, got_new, info = asyncio.run(scenario())
+    assert got_old == [e.id for e in done_before]
+    assert got_new == [after[0].id, after[2].id]  # not U1's registration again, not an offer
+    assert sorted(info.config.filter_subjects) == ["lf.ev.*.registered.*", "lf.ev.*.returned.*"]
