@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from itertools import groupby
 
-from sqlalchemy import and_, case as when, func, select, text
+from sqlalchemy import and_, case as when, func, select
 from sqlalchemy.orm import Session
 
 from services.supervision.adapters.orm import (Meta, SvAssessmentCount, SvCase, SvCaseSummary, SvDocument, SvEvent,
@@ -60,7 +60,7 @@ def write_lock(s: Session) -> None:
     it see no lock and two writers could fold into the same stale state (a lost update); a no-op write
     first takes SQLite's write lock (waiting on the busy timeout), then the state is read."""
     if s.bind.dialect.name == "sqlite":
-        s.execute(text("UPDATE sv_meta SET key = key WHERE 0"))
+        s.connection().exec_driver_sql("UPDATE sv_meta SET key = key WHERE 0")  # (Core: once per event)
 
 
 # --- projection ------------------------------------------------------------------------------------
