@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from services.intake.adapters.orm import (CaseEventRow, CaseRow, CaseVolumeRow, IdempotencyRow, PetitionerRow,
@@ -94,10 +94,12 @@ def _open_case(s: Session, ctx: IntakeContext, p: PetitionIn, who: Principal, al
 
 
 def _find_repeat(s: Session, alias: str, category: str | None, p: PetitionIn) -> RegistrationRow | None:
-    rows = s.scalars(select(RegistrationRow).where(RegistrationRow.pseudonym == alias,
-                                                   RegistrationRow.division == p.division))
+    # (populate_existing: the fold changes registrations with Core statements, maybe in this transaction)
+    candidates = s.scalars(select(RegistrationRow).where(RegistrationRow.pseudonym == alias,
+                                                         RegistrationRow.division == p.division)
+                           .execution_options(populate_existing=True))
     text = p.title + p.content
-    for row in rows:
+    for row in candidates:
         if (category is None or row.category in (None, category)) and \
                 repeat.similarity(row.text, text) >= repeat.SIMILAR_ENOUGH:
             return row
@@ -145,38 +147,51 @@ def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, ba
     return fold_event(s, agency, ev, stream_seq, backfill).applied
 
 
+_cases, _registrations = CaseRow.__table__, RegistrationRow.__table__
+_CASE_FOLD = select(_cases.c.state, _cases.c.registered_day, _cases.c.category, _cases.c.division, _cases.c.holder,
+                    _cases.c.collective, _cases.c.repeat).where(_cases.c.case_id == bindparam("case_id")).with_for_update()
+_REGISTRATION = select(_registrations.c.audience, _registrations.c.terminated_at).where(
+    _registrations.c.case_id == bindparam("case_id"))
+
+
 def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backfill: bool = False) -> Folded:
     """project_event, also telling the consumer whether the case is one this node only keeps the
     registration of (shared.sharing.NotShared then passes over its further events)."""
-    case = s.get(CaseRow, ev.case_id)
+    # Core statements, not ORM objects: per event the ORM's identity map and flush cost more than the SQL
+    # (the fold is the only writer of cases and registrations; readers that keep objects refresh them).
+    db = s.connection()
+    case = db.execute(_CASE_FOLD, {"case_id": ev.case_id}).mappings().first()
     # event rows exist only for cases this node holds, so only then can the event be a replay
     if case is not None and rows.row_exists(s, CaseEventRow.__table__, "event_id", ev.id):
         return Folded(True, None)
-    reg = s.get(RegistrationRow, ev.case_id)
+    reg = db.execute(_REGISTRATION, {"case_id": ev.case_id}).mappings().first()
+    audience = list(reg["audience"]) if reg is not None else None
     if ev.type == ledger.REGISTERED and reg is None:
-        p = ev.payload
-        reg = RegistrationRow(case_id=ev.case_id, pseudonym=p.get("petitioner_pseudonym"), category=p.get("category"),
-                              division=p["division"], text=p["title"] + p["content"], audience=ev.audience)
-        s.add(reg)
+        p, audience = ev.payload, list(ev.audience)
+        db.execute(RegistrationRow.__table__.insert(), dict(
+            case_id=ev.case_id, pseudonym=p.get("petitioner_pseudonym"), category=p.get("category"),
+            division=p["division"], text=p["title"] + p["content"], audience=audience))
     elif ev.type != ledger.REGISTERED and reg is not None:
-        if not set(ev.audience) <= set(reg.audience):
-            reg.audience = sorted(set(reg.audience) | set(ev.audience))
-        if ev.type == ledger.RE_REVIEW_DECIDED and not reg.terminated_at:
-            reg.terminated_at = ev.time  # every desk declines repeats of it from now on (三级终结)
+        changed = {}
+        if not set(ev.audience) <= set(audience):
+            changed["audience"] = audience = sorted(set(audience) | set(ev.audience))
+        if ev.type == ledger.RE_REVIEW_DECIDED and not reg["terminated_at"]:
+            changed["terminated_at"] = ev.time  # every desk declines repeats of it from now on (三级终结)
+        if changed:
+            db.execute(_registrations.update().where(_registrations.c.case_id == ev.case_id), changed)
     if case is None and agency not in ev.audience and not backfill:
-        return Folded(True, list(reg.audience) if reg is not None else None)  # not shared with this node
+        return Folded(True, audience)  # not shared with this node
     if case is None and ev.type != ledger.REGISTERED:
         return Folded(False, None)
-    state = ledger.apply(case.state if case else None, asdict(ev))
-    before = _volume_key(case) if case else None
+    state = ledger.apply(case["state"] if case else None, asdict(ev))
+    values = dict(state=state, status=state["status"], category=state.get("category"), division=state["division"],
+                  holder=state["holder"], **dashboard.summary(state))
     if case is None:
-        case = CaseRow(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time))
-        s.add(case)
-    case.state, case.status, case.category = state, state["status"], state.get("category")
-    case.division, case.holder = state["division"], state["holder"]
-    for key, value in dashboard.summary(state).items():
-        setattr(case, key, value)
-    if (after := _volume_key(case)) != before:
+        db.execute(_cases.insert(), dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time), **values))
+    else:
+        db.execute(_cases.update().where(_cases.c.case_id == ev.case_id), values)
+    before, after = (_volume_key(case) if case else None), _volume_key(values)
+    if after != before:
         _count_volume(s, before, -1)
         _count_volume(s, after, +1)
     # rows never changed once written: inserted without the ORM's unit of work (shared.db.rows)
@@ -189,9 +204,10 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
     return Folded(True, None)
 
 
-def _volume_key(case: CaseRow) -> tuple | None:
-    return dashboard.volume_key(case.registered_day, case.category, case.division, case.holder, case.collective,
-                                case.repeat)
+def _volume_key(case) -> tuple | None:
+    """Of a cases row (mapping)."""
+    return dashboard.volume_key(case["registered_day"], case["category"], case["division"], case["holder"],
+                                case["collective"], case["repeat"])
 
 
 def _count_volume(s: Session, key: tuple | None, sign: int) -> None:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from itertools import groupby
 
-from sqlalchemy import and_, case as when, func, select
+from sqlalchemy import and_, bindparam, case as when, func, select
 from sqlalchemy.orm import Session
 
 from services.supervision.adapters.orm import (Meta, SvAssessmentCount, SvCase, SvCaseSummary, SvDocument, SvEvent,
@@ -66,6 +66,7 @@ def write_lock(s: Session) -> None:
 # --- projection ------------------------------------------------------------------------------------
 
 NOT_SHARED = "not shared"
+_CASE_STATE = select(SvCase.__table__.c.state).where(SvCase.__table__.c.case_id == bindparam("case_id")).with_for_update()
 
 
 def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: int | None,
@@ -80,18 +81,23 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
     write_lock(s)
     if rows.row_exists(s, SvEvent.__table__, "event_id", ev.id):
         return True
-    case = s.get(SvCase, ev.case_id, with_for_update=True, populate_existing=True)
-    if case is None and ev.type != ledger.REGISTERED:
+    # Core statements, not ORM objects: per event the ORM's identity map and flush cost more than the SQL.
+    # (Code that changes a case through the ORM loads it with populate_existing, so it sees these writes.)
+    db = s.connection()
+    before = db.execute(_CASE_STATE, {"case_id": ev.case_id}).scalar_one_or_none()
+    if before is None and ev.type != ledger.REGISTERED:
         return False
-    state = ledger.apply(case.state if case else None, asdict(ev))
-    if case is None:
-        case = SvCase(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time))
-        s.add(case)
-    case.state, case.status, case.division, case.holder = state, state["status"], state["division"], state["holder"]
-    case.supervisor = rules.supervising_bureau(ctx.directory, state)
-    case.leader = (state.get("leader") or {}).get("name")
-    case.next_check = ledger.local_date(clock.now()).isoformat()  # something changed: look at it again now
-    _keep_summary(s, case, ev.time)
+    state = ledger.apply(before, asdict(ev))
+    values = dict(state=state, status=state["status"], division=state["division"], holder=state["holder"],
+                  supervisor=rules.supervising_bureau(ctx.directory, state),
+                  leader=(state.get("leader") or {}).get("name"),
+                  next_check=ledger.local_date(clock.now()).isoformat())  # something changed: look at it again now
+    if before is None:
+        db.execute(SvCase.__table__.insert(), dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time),
+                                                    **values))
+    else:
+        db.execute(SvCase.__table__.update().where(SvCase.__table__.c.case_id == ev.case_id), values)
+    _keep_summary(s, ev.case_id, state, ev.time)
     rows.insert_rows(s, SvEvent.__table__, [dict(  # (written once: shared.db.rows)
         event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency, actor=ev.actor,
         time=ev.time, audience=list(ev.audience), payload=ev.payload)])
@@ -109,28 +115,28 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
     return True
 
 
-def _keep_summary(s: Session, case: SvCase, event_time: str) -> None:
+def _keep_summary(s: Session, case_id: str, state: dict, event_time: str) -> None:
     """The case's 考核 summary row, recomputed from its new state in the same unit of work, and its
     contribution to the counters moved from what it was to what it is."""
+    db, table = s.connection(), SvCaseSummary.__table__
+    old = db.execute(select(table).where(table.c.case_id == case_id)).mappings().first()
     at = assessment.utc(event_time)
-    row = s.get(SvCaseSummary, case.case_id)
-    before = _contribution(row) if row is not None else None
-    if row is None:
-        row = SvCaseSummary(case_id=case.case_id, last_event_at=at)
-        s.add(row)
-    row.last_event_at = max(assessment.utc(row.last_event_at), at)
-    row.holder, row.division = case.holder, case.division
-    for key, value in assessment.summary(case.state).items():
-        setattr(row, key, value)
-    after = _contribution(row)
+    row = {**(old or {}), "case_id": case_id, "holder": state["holder"], "division": state["division"],
+           "last_event_at": max(assessment.utc(old["last_event_at"]), at) if old else at,
+           **assessment.summary(state)}
+    if old is None:
+        db.execute(table.insert(), row)
+    else:
+        db.execute(table.update().where(table.c.case_id == case_id), row)
+    before, after = (_contribution(old) if old else None), _contribution(row)
     if after != before:
         _count(s, before, -1)
         _count(s, after, +1)
 
 
-def _contribution(row: SvCaseSummary) -> tuple[tuple[str, str, str], tuple[int, ...]]:
-    tally = assessment.settled_tally({c: getattr(row, c) for c in SvCaseSummary.__table__.columns.keys()})
-    return (row.registered_day, row.holder, row.division), tuple(tally[c] for c in assessment.COUNTERS)
+def _contribution(row) -> tuple[tuple[str, str, str], tuple[int, ...]]:
+    tally = assessment.settled_tally(row)
+    return (row["registered_day"], row["holder"], row["division"]), tuple(tally[c] for c in assessment.COUNTERS)
 
 
 def _count(s: Session, contribution: tuple | None, sign: int) -> None:
@@ -171,6 +177,7 @@ def _emit(s: Session, ctx: SupervisionContext, case: SvCase, type_: str, payload
                **({"id": event_id} if event_id else {}))
     ev = outbox.stage(s, ev)
     project_event(s, ctx, ev, None)
+    s.refresh(case)  # the fold wrote the row with Core statements: the caller goes on with the new state
     return ev
 
 
