@@ -162,7 +162,7 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
     db = s.connection()
     case = db.execute(_CASE_FOLD, {"case_id": ev.case_id}).mappings().first()
     # event rows exist only for cases this node holds, so only then can the event be a replay
-    if case is not None and rows.row_exists(s, CaseEventRow.__table__, "event_id", ev.id):
+    if case is not None and rows.row_exists(s, CaseEventRow.__table__, event_id=ev.id):
         return Folded(True, None)
     reg = db.execute(_REGISTRATION, {"case_id": ev.case_id}).mappings().first()
     audience = list(reg["audience"]) if reg is not None else None
@@ -199,7 +199,7 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
         event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency, actor=ev.actor,
         time=ev.time, payload=ev.payload)])
     if (code_hash := ev.payload.get("query_code_hash")) and \
-            not rows.row_exists(s, QueryCodeRow.__table__, "code_hash", code_hash):
+            not rows.row_exists(s, QueryCodeRow.__table__, code_hash=code_hash):
         rows.insert_rows(s, QueryCodeRow.__table__, [dict(code_hash=code_hash, case_id=ev.case_id)])
     return Folded(True, None)
 

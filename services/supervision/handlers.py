@@ -79,7 +79,7 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
             SvCase.case_id == ev.case_id)) is None:
         return NOT_SHARED  # (decided without taking the write lock; nor can it be a replay: no event rows)
     write_lock(s)
-    if rows.row_exists(s, SvEvent.__table__, "event_id", ev.id):
+    if rows.row_exists(s, SvEvent.__table__, event_id=ev.id):
         return True
     # Core statements, not ORM objects: per event the ORM's identity map and flush cost more than the SQL.
     # (Code that changes a case through the ORM loads it with populate_existing, so it sees these writes.)

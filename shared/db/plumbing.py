@@ -5,9 +5,10 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, select, text
+from sqlalchemy import JSON, DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from shared.db import rows
 from shared.db.base import Base, utcnow
 
 
@@ -47,10 +48,9 @@ class AuditRow(Base):
 
 def already_processed(s: Session, consumer: str, event_id: str) -> bool:
     """Record the event for this consumer; True if it had been recorded before (a replay)."""
-    if s.get(InboxRow, (consumer, event_id)) is not None:
+    if rows.row_exists(s, InboxRow.__table__, consumer=consumer, event_id=event_id):
         return True
-    s.add(InboxRow(consumer=consumer, event_id=event_id))
-    s.flush()
+    rows.insert_rows(s, InboxRow.__table__, [dict(consumer=consumer, event_id=event_id)])
     return False
 
 
@@ -62,19 +62,24 @@ def _row_hash(prev: str, at: str, agency: str, actor: str, action: str, object_i
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+_AUDIT_HEAD = select(AuditRow.__table__.c.hash).order_by(AuditRow.__table__.c.seq.desc()).limit(1)
+
+
 def audit(s: Session, *, agency: str, actor: str, action: str, object_id: str, detail: str = "") -> None:
     """Append one entry to the audit trail inside the caller's transaction."""
+    db = s.connection()  # (Core statements: shared.db.rows)
     if s.bind.dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(224466)"))  # one writer extends the chain at a time
+        db.exec_driver_sql("SELECT pg_advisory_xact_lock(224466)")  # one writer extends the chain at a time
     elif s.bind.dialect.name == "sqlite":
         # pysqlite begins the transaction only at the first write, so a caller that has only read so far
         # would read the chain's head outside any lock and two threads would fork the chain. A no-op
         # write takes SQLite's write lock first (waiting on the busy timeout), then the head is read.
-        s.execute(text("UPDATE audit_log SET seq = seq WHERE 0"))
-    prev = s.scalar(select(AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)) or GENESIS
+        db.exec_driver_sql("UPDATE audit_log SET seq = seq WHERE 0")
+    prev = db.execute(_AUDIT_HEAD).scalar() or GENESIS
     at, detail = utcnow(), detail or ""  # (None would be hashed as "None" yet stored as NULL: a broken entry)
-    s.add(AuditRow(at=at, agency=agency, actor=actor, action=action, object_id=object_id, detail=detail,
-                   prev_hash=prev, hash=_row_hash(prev, at.isoformat(), agency, actor, action, object_id, detail)))
+    rows.insert_rows(s, AuditRow.__table__, [dict(
+        at=at, agency=agency, actor=actor, action=action, object_id=object_id, detail=detail, prev_hash=prev,
+        hash=_row_hash(prev, at.isoformat(), agency, actor, action, object_id, detail))])
 
 
 def verify_audit(s: Session) -> list[str]:
