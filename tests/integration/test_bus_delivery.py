@@ -75,6 +75,25 @@ async def _consume_until_stopped(bus: Bus, durable: str, handler, stop: asyncio.
         await bus.close()
 
 
+async def _consume_filtered(bus: Bus, durable: str, subjects: list[str], until: str) -> tuple[list[str], object]:
+    """The ids a consumer on these subjects receives until the event `until` arrives (and half a second
+    more: anything else the server had to send would have come by then), and its consumer info."""
+    got, stop = [], asyncio.Event()
+
+    async def handler(ev: Event, seq: int) -> None:
+        got.append(ev.id)
+        if until in got:
+            stop.set()
+    task = asyncio.create_task(bus.consume(durable, handler, stop, subjects=subjects))
+    await asyncio.wait_for(stop.wait(), timeout=20)
+    await asyncio.sleep(0.5)
+    stop.set()
+    await task
+    info = await bus.js.consumer_info(bus.cfg.stream, durable)
+    await bus.close()
+    return got, info
+
+
 def test_a_failure_mid_batch_is_redelivered_in_case_order(nats):
     events = _events()
     failing = events[4]  # B2, in the middle of the first batch
@@ -243,23 +262,13 @@ def test_a_consumer_filtered_by_kind_and_agency_receives_only_those_events(nats)
     returned = Event(case_id="C-F", type="case.returned", agency="510104-rsj", actor="t", payload={}, audience=[])
 
     async def scenario():
-        bus, stop, got = Bus(BusConfig(url=nats.url), "test"), asyncio.Event(), []
-        await bus.connect(stop)
+        bus = Bus(BusConfig(url=nats.url), "test")
+        await bus.connect(asyncio.Event())
         await _publish(bus, [mine, *others, returned])
 
-        async def handler(ev: Event, seq: int) -> None:
-            got.append(ev.id)
-            if returned.id in got:
-                stop.set()
-        subjects = envelope.events_filter(["case.registered"], "510104-xfj") + envelope.events_filter(["case.returned"])
         history = [e.id for e, _ in await bus.history("C-F")]
-        task = asyncio.create_task(bus.consume("filtered", handler, stop, subjects=subjects))
-        await asyncio.wait_for(stop.wait(), timeout=20)
-        await asyncio.sleep(0.5)  # anything else the server had to send would have come with them
-        stop.set()
-        await task
-        info = await bus.js.consumer_info(bus.cfg.stream, "filtered")
-        await bus.close()
+        subjects = envelope.events_filter(["case.registered"], "510104-xfj") + envelope.events_filter(["case.returned"])
+        got, info = await _consume_filtered(bus, "filtered", subjects, until=returned.id)
         return got, history, info
 
     got, history, info = asyncio.run(scenario())
@@ -315,20 +324,8 @@ def test_a_consumer_whose_filters_changed_is_made_again_at_its_ack_floor(nats):
         bus = Bus(BusConfig(url=nats.url), "test")
         await bus.connect(asyncio.Event())
         await _publish(bus, after)
-        got_new, stop = [], asyncio.Event()
-
-        async def new(e: Event, seq: int) -> None:
-            got_new.append(e.id)
-            if after[2].id in got_new:
-                stop.set()
         subjects = envelope.events_filter(["case.registered", "case.returned"])
-        task = asyncio.create_task(bus.consume("upgraded", new, stop, subjects=subjects))
-        await asyncio.wait_for(stop.wait(), timeout=20)
-        await asyncio.sleep(0.5)
-        stop.set()
-        await task
-        info = await bus.js.consumer_info(bus.cfg.stream, "upgraded")
-        await bus.close()
+        got_new, info = await _consume_filtered(bus, "upgraded", subjects, until=after[2].id)
         return got_old, got_new, info
 
     got_old, got_new, info = asyncio.run(scenario())
