@@ -24,6 +24,7 @@ from shared.db.session import BACKGROUND
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, int], Awaitable[None]]  # (event, stream sequence)
+PassOver = Callable[[Event, int], bool]  # True: nothing to do for this event (acknowledged, no span, no handler)
 CONNECT_ATTEMPT_S = 15.0  # one connection attempt, TLS handshake included
 HISTORY_FETCH_S = 5.0  # one read of a case's history; a loaded server can take seconds
 # Consumers the ledger stream may have: 5 durable ones per node, plus the short-lived ones of history
@@ -133,10 +134,12 @@ class Bus:
         return ack.seq
 
     async def consume(self, durable: str, handler: Handler, stop: asyncio.Event, batch: int = 100,
-                      subjects: list[str] | None = None) -> None:
+                      subjects: list[str] | None = None, pass_over: PassOver | None = None) -> None:
         """Durable pull consumer on the case events of `subjects` (envelope.events_filter; the whole ledger
-        by default); each event acknowledged after the handler committed. Its work is background work
-        (shared.db.session.BACKGROUND): a waiting caller's unit of work goes first."""
+        by default); each event acknowledged after the handler committed. `pass_over` tells, without
+        I/O, the events the handler would do nothing with (a case this node does not share): they are
+        acknowledged without a trace span — most of what such an event cost. Its work is background
+        work (shared.db.session.BACKGROUND): a waiting caller's unit of work goes first."""
         BACKGROUND.set(True)  # this task and the tasks it starts
         await self.connected.wait()
         puller, held = None, {}
@@ -148,7 +151,7 @@ class Bus:
                         puller, held = await Puller(self.nc, self.cfg.stream, durable, self.inbox).start(), {}
                     msgs = await puller.next_batch(batch, wait=1)
                     if msgs:
-                        await self._deliver_batch(msgs, handler, held)
+                        await self._deliver_batch(msgs, handler, held, pass_over)
                 except Exception as e:
                     log.warning("consumer %s: %s", durable, e)
                     if puller is not None and isinstance(e, ConsumerGone):
@@ -195,7 +198,8 @@ class Bus:
             **config))
         self._resume_at.pop(durable, None)
 
-    async def _deliver_batch(self, msgs: list, handler: Handler, held: dict[str, int]) -> None:
+    async def _deliver_batch(self, msgs: list, handler: Handler, held: dict[str, int],
+                             pass_over: PassOver | None = None) -> None:
         """Cases in parallel, each case's events in ledger order: the handlers' database work for
         different cases then shares a commit (shared/db/session.py GroupCommit) instead of one each.
 
@@ -210,7 +214,7 @@ class Bus:
             for msg in case_msgs:
                 seq = msg.metadata.sequence.stream
                 waits = case in held and seq > held[case]
-                result = "retry" if waits else await self._deliver(msg, handler)
+                result = "retry" if waits else await self._deliver(msg, handler, pass_over)
                 if result == "retry" and not waits:
                     held[case] = seq
                 elif result != "retry" and held.get(case) == seq:
@@ -220,7 +224,7 @@ class Bus:
 
         await asyncio.gather(*(in_order(case, m) for case, m in by_case.items()))
 
-    async def _deliver(self, msg, handler: Handler) -> str:
+    async def _deliver(self, msg, handler: Handler, pass_over: PassOver | None = None) -> str:
         """Run the handler on one message: "done", "retry" (transient failure) or "term" (terminated: a
         malformed or forged event, never to be delivered again)."""
         try:
@@ -233,6 +237,8 @@ class Bus:
             log.error("event %s on %s claims agency %s: forged envelope terminated", event.id, msg.subject, event.agency)
             await msg.term()
             return "term"
+        if pass_over is not None and pass_over(event, msg.metadata.sequence.stream):
+            return "done"
         try:
             # the publish span's context travels in the message headers (shared/bus/outbox.py); events
             # published without one continue the trace they were staged in

@@ -332,3 +332,39 @@ def test_a_consumer_whose_filters_changed_is_made_again_at_its_ack_floor(nats):
     assert got_old == [e.id for e in done_before]
     assert got_new == [after[0].id, after[2].id]  # not U1's registration again, not an offer
     assert sorted(info.config.filter_subjects) == ["lf.ev.*.registered.*", "lf.ev.*.returned.*"]
+
+
+def test_events_passed_over_are_acknowledged_without_the_handler(nats):
+    """pass_over (a case this node does not share): acknowledged, never handed to the handler, never
+    delivered again."""
+    events = _events(4)  # 12: n = 0..3 for each of three cases
+
+    async def scenario():
+        bus, stop, handled = Bus(BusConfig(url=nats.url), "test"), asyncio.Event(), []
+        await bus.connect(stop)
+        await _publish(bus, events)
+
+        async def handler(ev: Event, seq: int) -> None:
+            handled.append(ev.id)
+            if len(handled) == 6:
+                stop.set()
+        task = asyncio.create_task(bus.consume("passing", handler, stop,
+                                               pass_over=lambda ev, seq: ev.payload["n"] % 2 == 0))
+        await asyncio.wait_for(stop.wait(), timeout=20)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+        for _ in range(50):  # the server applies acks asynchronously
+            info = await bus.js.consumer_info(bus.cfg.stream, "passing")
+            if info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.1)
+        await bus.close()
+        return handled, info
+
+    handled, info = asyncio.run(scenario())
+    by_id = {e.id: e for e in events}
+    for case in CASES:  # the odd ones, each case's in ledger order
+        assert [by_id[i].payload["n"] for i in handled if by_id[i].case_id == case] == [1, 3]
+    assert len(handled) == 6
+    assert info.num_ack_pending == 0 and info.num_pending == 0 and info.num_redelivered == 0

@@ -27,11 +27,15 @@ class Projector:
         self.not_shared.learn(event.case_id, folded.unshared)
         return folded.applied
 
-    async def handle(self, event: Event, seq: int) -> None:
-        # 三级终结 reaches every desk's registrations (they decline repeats): never passed over
+    def pass_over(self, event: Event, seq: int) -> bool:
+        """A case this node only keeps the registration of (Bus.consume acknowledges it without the
+        handler). 三级终结 reaches every desk's registrations (they decline repeats): never passed over."""
         if event.type != ledger.RE_REVIEW_DECIDED and self.not_shared.skip(event):
             self.lag.applied(seq)
-            return
+            return True
+        return False
+
+    async def handle(self, event: Event, seq: int) -> None:
         if not await self._apply(event, seq):
             # This node has just come to share the case: fetch the case's whole history, in ledger order.
             for past, past_seq in await self.rt.bus.history(event.case_id):
@@ -40,4 +44,4 @@ class Projector:
 
     async def run(self) -> None:
         self.rt.spawn(metrics.watch_ledger(self.rt.bus, self.lag, self.rt.stop))
-        await self.rt.bus.consume(self.durable, self.handle, self.rt.stop)
+        await self.rt.bus.consume(self.durable, self.handle, self.rt.stop, pass_over=self.pass_over)

@@ -29,15 +29,16 @@ class CentreWorker:
         self.consumer = f"joint_reception-{rt.agency}"
         # the cases the centre shares → their audience as last stored: an event that adds nothing to it
         # (most of a case's events) is passed over without a unit of work
-        self._known: dict[str, frozenset[str]] | None = None
+        self._known: dict[str, frozenset[str]] = {}  # (loaded before consuming)
         self._audiences: dict[frozenset[str], frozenset[str]] = {}  # one copy of each audience (memory)
 
     def _remember(self, case_id: str, audience) -> None:
         fs = frozenset(audience)
         self._known[case_id] = self._audiences.setdefault(fs, fs)
 
-    async def _react(self, event: Event) -> None:
-        audience = await self.rt.db.run_async(lambda s: handlers.on_event(s, self.ctx, event))  # idempotent: a replay changes nothing
+    async def handle(self, event: Event, seq: int) -> None:
+        # idempotent: a replay changes nothing
+        audience = await self.rt.db.run_async(lambda s: handlers.on_event(s, self.ctx, event))
         if audience is not None:
             self._remember(event.case_id, audience)
 
@@ -47,24 +48,20 @@ class CentreWorker:
             for case_id, audience in s.execute(select(KnownCase.case_id, KnownCase.audience)):
                 self._remember(case_id, audience)
 
-    def _news(self, event: Event) -> bool:
-        """Would on_event change anything: an invitation answer, a registration's details or a wider
-        audience of a case the centre shares, or a case it comes to share."""
+    def pass_over(self, event: Event, seq: int) -> bool:
+        """Would on_event change nothing (Bus.consume then acknowledges it without the handler)? It does
+        for an invitation answer, a registration's details or a wider audience of a case the centre
+        shares, and a case it comes to share."""
         known = self._known.get(event.case_id)
         if event.type == ledger.JOINT_INVITATION_ANSWERED:
-            return True
+            return False
         if known is None:
-            return self.rt.agency in event.audience
-        return event.type == ledger.REGISTERED or not known.issuperset(event.audience)
-
-    async def handle(self, event: Event, seq: int) -> None:
-        if self._known is None:
-            await asyncio.to_thread(self._load_known)
-        if self._news(event):
-            await self._react(event)
+            return self.rt.agency not in event.audience
+        return event.type != ledger.REGISTERED and known.issuperset(event.audience)
 
     async def consume(self) -> None:
-        await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop)
+        await asyncio.to_thread(self._load_known)
+        await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop, pass_over=self.pass_over)
 
     async def dispatch(self) -> None:
         published = self.rt.relay.on_published()  # a session's invitations go out once its event is on the bus

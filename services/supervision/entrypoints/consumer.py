@@ -28,12 +28,14 @@ class SupervisionWorker:
         self.not_shared.learn(event.case_id, event.audience if applied == handlers.NOT_SHARED else None)
         return bool(applied)
 
-    async def handle(self, event: Event, seq: int) -> None:
+    def pass_over(self, event: Event, seq: int) -> bool:
+        """A case this node does not share (Bus.consume acknowledges it without the handler)."""
         if event.type == ledger.REGISTERED and self.rt.agency not in event.audience:
             self.not_shared.learn(event.case_id, event.audience)  # a new case, not shared with this node
-            return
-        if self.not_shared.skip(event):
-            return
+            return True
+        return self.not_shared.skip(event)
+
+    async def handle(self, event: Event, seq: int) -> None:
         if await self._apply(event, seq):
             return
         # This node has just come to share the case (e.g. it is the 复查 body): replay its history.
@@ -44,7 +46,7 @@ class SupervisionWorker:
         epoch = await self.rt.db.run_async(lambda s: handlers.durable_epoch(s, uuid.uuid4().hex[:12]))
         self.durable = f"{DURABLE_PREFIX}-{self.rt.agency}-{epoch}"
         self.rt.spawn(self._retire_stale_consumers())
-        await self.rt.bus.consume(self.durable, self.handle, self.rt.stop)
+        await self.rt.bus.consume(self.durable, self.handle, self.rt.stop, pass_over=self.pass_over)
 
     async def _retire_stale_consumers(self) -> None:
         """A consumer of an earlier (wiped) database of this service would only pile up messages."""
