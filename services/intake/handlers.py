@@ -148,8 +148,9 @@ def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, ba
 
 
 _cases, _registrations = CaseRow.__table__, RegistrationRow.__table__
-_CASE_FOLD = select(_cases.c.state, _cases.c.registered_day, _cases.c.category, _cases.c.division, _cases.c.holder,
-                    _cases.c.collective, _cases.c.repeat).where(_cases.c.case_id == bindparam("case_id")).with_for_update()
+_CASE_FOLD = (select(_cases.c.state, _cases.c.registered_day, _cases.c.category, _cases.c.division, _cases.c.holder,
+                     _cases.c.collective, _cases.c.repeat)
+              .where(_cases.c.case_id == bindparam("case_id")).with_for_update())
 _REGISTRATION = select(_registrations.c.audience, _registrations.c.terminated_at).where(
     _registrations.c.case_id == bindparam("case_id"))
 
@@ -168,7 +169,7 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
     audience = list(reg["audience"]) if reg is not None else None
     if ev.type == ledger.REGISTERED and reg is None:
         p, audience = ev.payload, list(ev.audience)
-        db.execute(RegistrationRow.__table__.insert(), dict(
+        db.execute(_registrations.insert(), dict(
             case_id=ev.case_id, pseudonym=p.get("petitioner_pseudonym"), category=p.get("category"),
             division=p["division"], text=p["title"] + p["content"], audience=audience))
     elif ev.type != ledger.REGISTERED and reg is not None:

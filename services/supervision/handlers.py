@@ -66,7 +66,8 @@ def write_lock(s: Session) -> None:
 # --- projection ------------------------------------------------------------------------------------
 
 NOT_SHARED = "not shared"
-_CASE_STATE = select(SvCase.__table__.c.state).where(SvCase.__table__.c.case_id == bindparam("case_id")).with_for_update()
+_CASE_STATE = (select(SvCase.__table__.c.state).where(SvCase.__table__.c.case_id == bindparam("case_id"))
+               .with_for_update())
 
 
 def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: int | None,

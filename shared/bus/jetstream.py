@@ -181,13 +181,13 @@ class Bus:
             info = await self.js.consumer_info(self.cfg.stream, durable)
         except nats.js.errors.NotFoundError:
             info = None
-        changed = info is not None and sorted(info.config.filter_subjects or [info.config.filter_subject]) != sorted(subjects)
+        had = (info.config.filter_subjects or [info.config.filter_subject]) if info is not None else None
+        changed = had is not None and sorted(had) != sorted(subjects)
         if info is not None and (info.num_ack_pending or changed):
             self._resume_at[durable] = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
             log.info("consumer %s: %s; resuming at stream sequence %d", durable,
-                     f"filters {subjects} instead of {info.config.filter_subjects or [info.config.filter_subject]}"
-                     if changed else f"{info.num_ack_pending} events pending from an earlier run",
-                     self._resume_at[durable])
+                     f"filters {subjects} instead of {had}" if changed
+                     else f"{info.num_ack_pending} events pending from an earlier run", self._resume_at[durable])
             await self.js.delete_consumer(self.cfg.stream, durable)
         elif info is not None:
             return
@@ -199,7 +199,7 @@ class Bus:
         self._resume_at.pop(durable, None)
 
     async def _deliver_batch(self, msgs: list, handler: Handler, held: dict[str, int],
-                             pass_over: PassOver | None = None) -> None:
+                             pass_over: PassOver | None) -> None:
         """Cases in parallel, each case's events in ledger order: the handlers' database work for
         different cases then shares a commit (shared/db/session.py GroupCommit) instead of one each.
 
@@ -224,7 +224,7 @@ class Bus:
 
         await asyncio.gather(*(in_order(case, m) for case, m in by_case.items()))
 
-    async def _deliver(self, msg, handler: Handler, pass_over: PassOver | None = None) -> str:
+    async def _deliver(self, msg, handler: Handler, pass_over: PassOver | None) -> str:
         """Run the handler on one message: "done", "retry" (transient failure) or "term" (terminated: a
         malformed or forged event, never to be delivered again)."""
         try:
