@@ -195,13 +195,12 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
     if after != before:
         _count_volume(s, before, -1)
         _count_volume(s, after, +1)
-    # rows never changed once written: inserted without the ORM's unit of work (shared.db.rows)
-    rows.insert_rows(s, CaseEventRow.__table__, [dict(
+    db.execute(CaseEventRow.__table__.insert(), dict(
         event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency, actor=ev.actor,
-        time=ev.time, payload=ev.payload)])
+        time=ev.time, payload=ev.payload))
     if (code_hash := ev.payload.get("query_code_hash")) and \
             not rows.row_exists(s, QueryCodeRow.__table__, code_hash=code_hash):
-        rows.insert_rows(s, QueryCodeRow.__table__, [dict(code_hash=code_hash, case_id=ev.case_id)])
+        db.execute(QueryCodeRow.__table__.insert(), dict(code_hash=code_hash, case_id=ev.case_id))
     return Folded(True, None)
 
 

@@ -99,9 +99,9 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
     else:
         db.execute(SvCase.__table__.update().where(SvCase.__table__.c.case_id == ev.case_id), values)
     _keep_summary(s, ev.case_id, state, ev.time)
-    rows.insert_rows(s, SvEvent.__table__, [dict(  # (written once: shared.db.rows)
+    db.execute(SvEvent.__table__.insert(), dict(
         event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency, actor=ev.actor,
-        time=ev.time, audience=list(ev.audience), payload=ev.payload)])
+        time=ev.time, audience=list(ev.audience), payload=ev.payload))
     p = ev.payload
     if ev.type in NOTICE_KINDS:
         s.add(SvNotice(event_id=ev.id, kind=NOTICE_KINDS[ev.type], case_id=ev.case_id, clock=p["clock"],

@@ -50,7 +50,7 @@ def already_processed(s: Session, consumer: str, event_id: str) -> bool:
     """Record the event for this consumer; True if it had been recorded before (a replay)."""
     if rows.row_exists(s, InboxRow.__table__, consumer=consumer, event_id=event_id):
         return True
-    rows.insert_rows(s, InboxRow.__table__, [dict(consumer=consumer, event_id=event_id)])
+    s.connection().execute(InboxRow.__table__.insert(), dict(consumer=consumer, event_id=event_id))
     return False
 
 
@@ -77,9 +77,9 @@ def audit(s: Session, *, agency: str, actor: str, action: str, object_id: str, d
         db.exec_driver_sql("UPDATE audit_log SET seq = seq WHERE 0")
     prev = db.execute(_AUDIT_HEAD).scalar() or GENESIS
     at, detail = utcnow(), detail or ""  # (None would be hashed as "None" yet stored as NULL: a broken entry)
-    rows.insert_rows(s, AuditRow.__table__, [dict(
+    db.execute(AuditRow.__table__.insert(), dict(
         at=at, agency=agency, actor=actor, action=action, object_id=object_id, detail=detail, prev_hash=prev,
-        hash=_row_hash(prev, at.isoformat(), agency, actor, action, object_id, detail))])
+        hash=_row_hash(prev, at.isoformat(), agency, actor, action, object_id, detail)))
 
 
 def verify_audit(s: Session) -> list[str]:

@@ -1,7 +1,7 @@
-"""Rows written once and never changed (ledger events, 查询码 hashes, inbox and audit entries): checked
-and inserted with Core statements on the unit of work's connection, not through the ORM. Per event the
-ORM's identity map, flush and statement building cost more than the SQL itself; these rows are never
-loaded as objects in the unit of work that writes them, so nothing goes stale."""
+"""Is there a row with this key? One cached Core statement on the unit of work's connection. Projections,
+inbox and audit check and write their rows with Core statements (`s.connection().execute(table.insert(),
+…)`), not ORM objects: per event the ORM's identity map, flush and statement building cost more than the
+SQL itself."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -19,6 +19,3 @@ def row_exists(s: Session, table: Table, **key: object) -> bool:
     """Is there a row with these column values (a primary or unique key)?"""
     return bool(s.connection().execute(_exists(table, tuple(sorted(key))), key).scalar())
 
-
-def insert_rows(s: Session, table: Table, rows: list[dict]) -> None:
-    s.connection().execute(table.insert(), rows)

@@ -33,17 +33,13 @@ class LegalWorker:
         self.rt, self.ctx = rt, ctx
         self.consumer = f"legal-referral-{rt.agency}"
 
-    async def _react(self, event: Event) -> None:
-        await self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
-
     async def handle(self, event: Event, seq: int) -> None:
-        if event.type not in REACTIONS or (event.type in OWN_ONLY and event.agency != self.rt.agency):
-            return
-        await self._react(event)
+        await self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
         self.rt.relay.notify()
 
     async def consume(self) -> None:
-        # the server sends only what legal referral reacts to, not every event of the federation
+        # The server sends only what legal referral reacts to (its subject filters): REACTIONS, those of
+        # OWN_ONLY published by this node. (Bus terminates an event whose envelope does not match its subject.)
         subjects = events_filter(OWN_ONLY, self.rt.agency) + events_filter(REACTIONS.keys() - OWN_ONLY.keys())
         await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop, subjects=subjects)
 

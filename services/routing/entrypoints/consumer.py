@@ -22,18 +22,14 @@ class RoutingWorker:
         # set when the relay has published: a staged 交办 is delivered then, not at the next poll
         self._offers_due = rt.relay.on_published()
 
-    async def _react(self, event: Event) -> None:
-        await self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
-
     async def handle(self, event: Event, seq: int) -> None:
-        if event.type == ledger.REGISTERED and event.agency != self.rt.agency:
-            return  # 首问负责: only the receiving node routes; the others need not even touch their database
-        if event.type in REACTIONS:
-            await self._react(event)
-            self.rt.relay.notify()
+        await self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
+        self.rt.relay.notify()
 
     async def consume(self) -> None:
-        # the server sends only what routing reacts to, not every event of the federation
+        # The server sends only what routing reacts to (its subject filters): this node's own registrations
+        # (首问负责: only the receiving node routes) and returns. The kind in a subject is the envelope's:
+        # Bus terminates an event whose envelope does not match its subject.
         subjects = events_filter([ledger.REGISTERED], self.rt.agency) + events_filter([ledger.RETURNED])
         await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop, subjects=subjects)
 
