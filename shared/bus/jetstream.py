@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, int], Awaitable[None]]  # (event, stream sequence)
 PassOver = Callable[[Event, int], bool]  # True: nothing to do for this event (acknowledged, no span, no handler)
+Together = Callable[[list[tuple[Event, int]]], Awaitable[None]]  # a pulled batch's events, in ledger order
 CONNECT_ATTEMPT_S = 15.0  # one connection attempt, TLS handshake included
 HISTORY_FETCH_S = 5.0  # one read of a case's history; a loaded server can take seconds
 # Consumers the ledger stream may have: 5 durable ones per node, plus the short-lived ones of history
@@ -72,6 +73,12 @@ def published_by_claimant(subject: str, event: Event) -> bool:
     envelope names the agency (and case) of the subject it was published on: a node cannot slip an
     event claiming another agency into its own subjects."""
     return subject == event.subject
+
+
+def _published_in(msg, event: Event):
+    """The trace context an event was published in: the publish span's, which travels in the message
+    headers (shared/bus/outbox.py); events published without one continue the trace they were staged in."""
+    return telemetry.extract(msg.headers if msg.headers and "traceparent" in msg.headers else event.trace)
 
 
 class PoisonEvent(Exception):
@@ -134,12 +141,16 @@ class Bus:
         return ack.seq
 
     async def consume(self, durable: str, handler: Handler, stop: asyncio.Event, batch: int = 100,
-                      subjects: list[str] | None = None, pass_over: PassOver | None = None) -> None:
+                      subjects: list[str] | None = None, pass_over: PassOver | None = None,
+                      together: Together | None = None) -> None:
         """Durable pull consumer on the case events of `subjects` (envelope.events_filter; the whole ledger
         by default); each event acknowledged after the handler committed. `pass_over` tells, without
         I/O, the events the handler would do nothing with (a case this node does not share): they are
-        acknowledged without a trace span — most of what such an event cost. Its work is background
-        work (shared.db.session.BACKGROUND): a waiting caller's unit of work goes first."""
+        acknowledged without a trace span — most of what such an event cost. `together`, when given,
+        gets all the other events of a pulled batch at once (a projection folds them in one unit of
+        work: one commit, not one each); should it raise, they go to `handler` one by one, which decides
+        for each (malformed, transient). Its work is background work (shared.db.session.BACKGROUND): a
+        waiting caller's unit of work goes first."""
         BACKGROUND.set(True)  # this task and the tasks it starts
         await self.connected.wait()
         puller, held = None, {}
@@ -151,7 +162,7 @@ class Bus:
                         puller, held = await Puller(self.nc, self.cfg.stream, durable, self.inbox).start(), {}
                     msgs = await puller.next_batch(batch, wait=1)
                     if msgs:
-                        await self._deliver_batch(msgs, handler, held, pass_over)
+                        await self._deliver_batch(msgs, handler, held, pass_over, together)
                 except Exception as e:
                     log.warning("consumer %s: %s", durable, e)
                     if puller is not None and isinstance(e, ConsumerGone):
@@ -199,13 +210,16 @@ class Bus:
         self._resume_at.pop(durable, None)
 
     async def _deliver_batch(self, msgs: list, handler: Handler, held: dict[str, int],
-                             pass_over: PassOver | None) -> None:
+                             pass_over: PassOver | None, together: Together | None = None) -> None:
         """Cases in parallel, each case's events in ledger order: the handlers' database work for
         different cases then shares a commit (shared/db/session.py GroupCommit) instead of one each.
 
         After a transient failure the case's later events wait — those of this batch and of the batches
         that come before the failed one is redelivered (`held`: case → stream sequence of its failed
-        event) — and come again after it, never folded ahead of it."""
+        event) — and come again after it, never folded ahead of it. While any wait, the batch goes
+        event by event even when the consumer has a `together`."""
+        if together is not None and not held:
+            msgs = await self._deliver_together(msgs, together, pass_over)
         by_case: dict[str, list] = {}
         for msg in msgs:
             by_case.setdefault(msg.subject.rsplit(".", 1)[-1], []).append(msg)
@@ -224,9 +238,40 @@ class Bus:
 
         await asyncio.gather(*(in_order(case, m) for case, m in by_case.items()))
 
-    async def _deliver(self, msg, handler: Handler, pass_over: PassOver | None) -> str:
-        """Run the handler on one message: "done", "retry" (transient failure) or "term" (terminated: a
-        malformed or forged event, never to be delivered again)."""
+    async def _deliver_together(self, msgs: list, together: Together, pass_over: PassOver | None) -> list:
+        """The batch's events to `together`, acknowledged once it returns. Returns the messages left for
+        one-by-one delivery: none, or all those `together` failed on."""
+        admitted: list[tuple[object, Event]] = []
+        folded_cases: set[str] = set()
+        for msg in msgs:
+            # once one event of a case is admitted, the case's later ones are too: pass_over knows only
+            # what was folded before this batch (the admitted event may make the case shared)
+            case = msg.subject.rsplit(".", 1)[-1]
+            event = await self._admit(msg, None if case in folded_cases else pass_over)
+            if event == "done":
+                await msg.ack()
+            elif isinstance(event, Event):
+                admitted.append((msg, event))
+                folded_cases.add(case)
+        if not admitted:
+            return []
+        # one span for the batch, linked to each event's publish span (the OpenTelemetry way for batches)
+        links = [telemetry.trace.Link(telemetry.trace.get_current_span(_published_in(msg, event)).get_span_context())
+                 for msg, event in admitted]
+        try:
+            with telemetry.tracer().start_as_current_span(f"consume {len(admitted)} events", links=links,
+                                                          kind=telemetry.trace.SpanKind.CONSUMER):
+                await together([(event, msg.metadata.sequence.stream) for msg, event in admitted])
+        except Exception as e:
+            log.info("%d events failed together (%s): delivering them one by one", len(admitted), e)
+            return [msg for msg, _ in admitted]
+        for msg, _ in admitted:
+            await msg.ack()
+        return []
+
+    async def _admit(self, msg, pass_over: PassOver | None) -> Event | str:
+        """The message's event, or how the message was settled: "term" (malformed or forged: terminated,
+        never to be delivered again) or "done" (passed over: to be acknowledged)."""
         try:
             event = Event.from_json(msg.data)
         except (ValueError, TypeError) as e:
@@ -239,11 +284,16 @@ class Bus:
             return "term"
         if pass_over is not None and pass_over(event, msg.metadata.sequence.stream):
             return "done"
+        return event
+
+    async def _deliver(self, msg, handler: Handler, pass_over: PassOver | None) -> str:
+        """Run the handler on one message: "done", "retry" (transient failure) or "term" (terminated: a
+        malformed or forged event, never to be delivered again)."""
+        event = await self._admit(msg, pass_over)
+        if isinstance(event, str):
+            return event
         try:
-            # the publish span's context travels in the message headers (shared/bus/outbox.py); events
-            # published without one continue the trace they were staged in
-            carrier = msg.headers if msg.headers and "traceparent" in msg.headers else event.trace
-            with telemetry.tracer().start_as_current_span(f"consume {event.type}", context=telemetry.extract(carrier),
+            with telemetry.tracer().start_as_current_span(f"consume {event.type}", context=_published_in(msg, event),
                                                           kind=telemetry.trace.SpanKind.CONSUMER):
                 await handler(event, msg.metadata.sequence.stream)
         except PoisonEvent as e:

@@ -368,3 +368,84 @@ def test_events_passed_over_are_acknowledged_without_the_handler(nats):
         assert [by_id[i].payload["n"] for i in handled if by_id[i].case_id == case] == [1, 3]
     assert len(handled) == 6
     assert info.num_ack_pending == 0 and info.num_pending == 0 and info.num_redelivered == 0
+
+
+async def _consume_together(url: str, durable: str, events: list[Event], together_fails: int,
+                            pass_over=None, expected: int | None = None) -> tuple[list[list[str]], list[str], object]:
+    """Consume with `together` (its first `together_fails` calls raise) until `expected` events were
+    handled one way or the other; returns (the batches `together` took, the ids the handler took, the
+    consumer's info once its acks are in)."""
+    bus, stop = Bus(BusConfig(url=url), "test"), asyncio.Event()
+    await bus.connect(stop)
+    await _publish(bus, events)
+    batches: list[list[str]] = []
+    one_by_one: list[str] = []
+    calls = 0
+
+    def check_done():
+        if sum(map(len, batches)) + len(one_by_one) >= (expected or len(events)):
+            stop.set()
+
+    async def together(got: list[tuple[Event, int]]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= together_fails:
+            raise RuntimeError("database busy (test)")
+        batches.append([ev.id for ev, _ in got])
+        check_done()
+
+    async def handler(ev: Event, seq: int) -> None:
+        one_by_one.append(ev.id)
+        check_done()
+
+    task = asyncio.create_task(bus.consume(durable, handler, stop, pass_over=pass_over, together=together))
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=20)
+        await asyncio.sleep(0.5)  # anything delivered twice would come by now
+    finally:
+        stop.set()
+        await task
+    for _ in range(50):  # the server applies acks asynchronously
+        info = await bus.js.consumer_info(bus.cfg.stream, durable)
+        if info.num_ack_pending == 0:
+            break
+        await asyncio.sleep(0.1)
+    await bus.close()
+    return batches, one_by_one, info
+
+
+def test_a_batch_goes_together_and_one_by_one_when_together_fails(nats):
+    """`together` takes a pulled batch at once, in ledger order; when it raises, the same events go to
+    the handler one by one (each once), and the next batch goes together again."""
+    first, later = _events(4), _events(2)
+    order = [e.id for e in first + later]
+
+    async def scenario():
+        batches, one_by_one, info = await _consume_together(nats.url, "together-a", first, together_fails=1,
+                                                           expected=len(first))
+        # the consumer again (it resumes where it stopped): the next batch goes together
+        more, none, info_after = await _consume_together(nats.url, "together-a", later, together_fails=0)
+        return batches, one_by_one, info, more, none, info_after
+
+    batches, one_by_one, info, more, none, info_after = asyncio.run(scenario())
+    assert sorted(one_by_one) == sorted(e.id for e in first) and batches == []  # the failed batch, one by one
+    for case in CASES:  # each case's events in ledger order
+        assert [i for i in one_by_one if i in {e.id for e in first if e.case_id == case}] == \
+            [e.id for e in first if e.case_id == case]
+    assert none == [] and [i for b in more for i in b] == [e.id for e in later]
+    assert all(b == sorted(b, key=order.index) for b in more)
+    for i in (info, info_after):
+        assert i.num_ack_pending == 0 and i.num_pending == 0 and i.num_redelivered == 0
+
+
+def test_a_case_already_in_the_batch_is_not_passed_over(nats):
+    """pass_over knows only what was handled before the batch: once an event of a case is taken for
+    `together`, that case's later events of the batch are taken too (the first may make the case one this
+    node shares); another case's events are still passed over."""
+    x0, x1, y1 = (Event(case_id=c, type="test.step", agency="510104-xfj", actor="t", payload={"n": n}, audience=[])
+                  for c, n in (("C-X", 0), ("C-X", 1), ("C-Y", 1)))
+    batches, one_by_one, info = asyncio.run(_consume_together(
+        nats.url, "together-b", [x0, x1, y1], together_fails=0, expected=2,
+        pass_over=lambda ev, seq: ev.payload["n"] == 1))
+    assert batches == [[x0.id, x1.id]] and one_by_one == []
+    assert info.num_ack_pending == 0 and info.num_pending == 0  # y1 passed over: acknowledged

@@ -8,6 +8,7 @@ import uuid
 from services.supervision import handlers
 from shared import ledger
 from shared.bus.envelope import Event
+from shared.bus.folding import Folding
 from shared.runtime import ServiceRuntime
 from shared.sharing import NotShared
 
@@ -21,13 +22,11 @@ class SupervisionWorker:
         self.durable: str | None = None
         self.ready = asyncio.Event()  # the projection has caught up with the ledger once
         self.not_shared = NotShared(rt.agency, audience_matters=False)
+        self.folding = Folding(rt, lambda s, event, seq, backfill: handlers.project_event(s, ctx, event, seq, backfill),
+                               applied=bool, learn=lambda event, applied: self.not_shared.learn(
+                                   event.case_id, event.audience if applied == handlers.NOT_SHARED else None))
 
     # --- projection ---
-    async def _apply(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
-        applied = await self.rt.db.run_async(lambda s: handlers.project_event(s, self.ctx, event, seq, backfill))
-        self.not_shared.learn(event.case_id, event.audience if applied == handlers.NOT_SHARED else None)
-        return bool(applied)
-
     def pass_over(self, event: Event, seq: int) -> bool:
         """A case this node does not share (Bus.consume acknowledges it without the handler)."""
         if event.type == ledger.REGISTERED and self.rt.agency not in event.audience:
@@ -35,18 +34,12 @@ class SupervisionWorker:
             return True
         return self.not_shared.skip(event)
 
-    async def handle(self, event: Event, seq: int) -> None:
-        if await self._apply(event, seq):
-            return
-        # This node has just come to share the case (e.g. it is the 复查 body): replay its history.
-        for past, past_seq in await self.rt.bus.history(event.case_id):
-            await self._apply(past, past_seq, True)
-
     async def consume(self) -> None:
         epoch = await self.rt.db.run_async(lambda s: handlers.durable_epoch(s, uuid.uuid4().hex[:12]))
         self.durable = f"{DURABLE_PREFIX}-{self.rt.agency}-{epoch}"
         self.rt.spawn(self._retire_stale_consumers())
-        await self.rt.bus.consume(self.durable, self.handle, self.rt.stop, pass_over=self.pass_over)
+        await self.rt.bus.consume(self.durable, self.folding.handle, self.rt.stop, pass_over=self.pass_over,
+                                  together=self.folding.together)
 
     async def _retire_stale_consumers(self) -> None:
         """A consumer of an earlier (wiped) database of this service would only pile up messages."""

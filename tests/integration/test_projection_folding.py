@@ -1,0 +1,93 @@
+"""shared.bus.folding.Folding against a real SQLite file and a real nats-server: a pulled batch is folded
+in units of work of at most PER_UNIT events, and a case the node comes to share in the middle of a batch
+has its history read from the ledger and folded before the batch goes on."""
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, select
+
+from shared.bus.envelope import Event
+from shared.bus.folding import PER_UNIT, Folding
+from shared.bus.jetstream import Bus
+from shared.config import BusConfig
+from shared.db.session import Database
+
+folded = Table("folded", MetaData(), Column("case_id", String, primary_key=True), Column("n", Integer, primary_key=True))
+
+
+def _event(case: str, n: int) -> Event:
+    return Event(case_id=case, type="test.step", agency="510104-xfj", actor="t", payload={"n": n}, audience=[])
+
+
+class Projection:
+    """A read model of (case, n) rows. An event after a case's first (n > 0) of a case not yet folded
+    means the history is missing; folding is idempotent. Records each fold and the unit it ran in."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, int, bool]] = []
+        self.units: list[object] = []  # the session of each fold (kept, so each unit's is distinct)
+        self.learned: list[str] = []
+
+    def fold(self, s, ev: Event, seq: int | None, backfill: bool) -> bool:
+        self.calls.append((ev.case_id, ev.payload["n"], backfill))
+        self.units.append(s)
+        rows = {n for (n,) in s.execute(select(folded.c.n).where(folded.c.case_id == ev.case_id))}
+        if not rows and ev.payload["n"] > 0 and not backfill:
+            return False
+        if ev.payload["n"] not in rows:
+            s.execute(folded.insert(), {"case_id": ev.case_id, "n": ev.payload["n"]})
+        return True
+
+
+async def _folding(url: str, db_path, events: list[Event]) -> tuple[Folding, Projection, Database, Bus, dict]:
+    bus = Bus(BusConfig(url=url), "test")
+    await bus.connect(asyncio.Event())
+    seqs = {ev.id: await bus.publish(ev.subject, ev.to_json().encode(), {"Nats-Msg-Id": ev.id}) for ev in events}
+    db = Database(f"sqlite:///{db_path}")
+    folded.metadata.create_all(db.engine)
+    projection = Projection()
+    folding = Folding(SimpleNamespace(db=db, bus=bus), projection.fold, applied=bool,
+                      learn=lambda ev, applied: projection.learned.append(ev.id))
+    return folding, projection, db, bus, seqs
+
+
+def test_a_case_shared_mid_batch_has_its_history_folded_before_the_batch_goes_on(nats, tmp_path):
+    a0, a1, b0, b1 = _event("C-A", 0), _event("C-A", 1), _event("C-B", 0), _event("C-B", 1)
+
+    async def scenario():
+        folding, projection, db, bus, seqs = await _folding(nats.url, tmp_path / "fold.db", [a0, a1, b0, b1])
+        # A0 was passed over (not shared then); A1 makes the case shared: its history is missing
+        await folding.together([(ev, seqs[ev.id]) for ev in (a1, b0, b1)])
+        with db.read() as s:
+            stored = sorted(s.execute(select(folded.c.case_id, folded.c.n)).all())
+        await bus.close()
+        db.dispose()
+        return projection, stored
+
+    projection, stored = asyncio.run(scenario())
+    assert projection.calls == [("C-A", 1, False), ("C-A", 0, True), ("C-A", 1, True),
+                                ("C-B", 0, False), ("C-B", 1, False)]
+    assert stored == [("C-A", 0), ("C-A", 1), ("C-B", 0), ("C-B", 1)]
+    assert projection.learned == [a1.id, a0.id, a1.id, b0.id, b1.id]  # every fold's result, once durable
+
+
+def test_a_batch_is_folded_in_units_of_per_unit_events(nats, tmp_path):
+    events = [_event(f"C-{i}", 0) for i in range(2 * PER_UNIT + 6)]
+
+    async def scenario():
+        folding, projection, db, bus, seqs = await _folding(nats.url, tmp_path / "fold.db", events)
+        await folding.together([(ev, seqs[ev.id]) for ev in events])
+        with db.read() as s:
+            count = len(s.execute(select(folded.c.case_id)).all())
+        await bus.close()
+        db.dispose()
+        return projection, count
+
+    projection, count = asyncio.run(scenario())
+    sizes: dict[int, int] = {}
+    for unit in projection.units:
+        sizes[id(unit)] = sizes.get(id(unit), 0) + 1
+    assert list(sizes.values()) == [PER_UNIT, PER_UNIT, 6]
+    assert count == len(events)
