@@ -43,8 +43,9 @@ class RoutingWorker:
                                        for o, rc, trace in due))
             except Exception as e:
                 log.warning("offer dispatcher: %s", e)
-            if due:
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(POLL_S)  # (the database failing: not straight back to it)
+                continue
+            if due:  # more may have come due meanwhile: a pause here would be every later offer's wait
                 continue
             try:  # retries are found by polling; a published 交办 wakes the dispatcher at once
                 await asyncio.wait_for(self._offers_due.wait(), timeout=POLL_S)
