@@ -153,6 +153,11 @@ _CASE_FOLD = (select(_cases.c.state, _cases.c.registered_day, _cases.c.category,
               .where(_cases.c.case_id == bindparam("case_id")).with_for_update())
 _REGISTRATION = select(_registrations.c.audience, _registrations.c.terminated_at).where(
     _registrations.c.case_id == bindparam("case_id"))
+# Statements built once: SQLAlchemy works out a new statement's cache key on every execution
+_CASE_INSERT, _REGISTRATION_INSERT = _cases.insert(), _registrations.insert()
+_CASE_UPDATE = _cases.update().where(_cases.c.case_id == bindparam("the_case"))
+_REGISTRATION_UPDATE = _registrations.update().where(_registrations.c.case_id == bindparam("the_case"))
+_EVENT_INSERT, _QUERY_CODE_INSERT = CaseEventRow.__table__.insert(), QueryCodeRow.__table__.insert()
 
 
 def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backfill: bool = False) -> Folded:
@@ -169,7 +174,7 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
     audience = list(reg["audience"]) if reg is not None else None
     if ev.type == ledger.REGISTERED and reg is None:
         p, audience = ev.payload, list(ev.audience)
-        db.execute(_registrations.insert(), dict(
+        db.execute(_REGISTRATION_INSERT, dict(
             case_id=ev.case_id, pseudonym=p.get("petitioner_pseudonym"), category=p.get("category"),
             division=p["division"], text=p["title"] + p["content"], audience=audience))
     elif ev.type != ledger.REGISTERED and reg is not None:
@@ -179,7 +184,7 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
         if ev.type == ledger.RE_REVIEW_DECIDED and not reg["terminated_at"]:
             changed["terminated_at"] = ev.time  # every desk declines repeats of it from now on (三级终结)
         if changed:
-            db.execute(_registrations.update().where(_registrations.c.case_id == ev.case_id), changed)
+            db.execute(_REGISTRATION_UPDATE, {**changed, "the_case": ev.case_id})
     if case is None and agency not in ev.audience and not backfill:
         return Folded(True, audience)  # not shared with this node
     if case is None and ev.type != ledger.REGISTERED:
@@ -188,19 +193,19 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
     values = dict(state=state, status=state["status"], category=state.get("category"), division=state["division"],
                   holder=state["holder"], **dashboard.summary(state))
     if case is None:
-        db.execute(_cases.insert(), dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time), **values))
+        db.execute(_CASE_INSERT, dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time), **values))
     else:
-        db.execute(_cases.update().where(_cases.c.case_id == ev.case_id), values)
+        db.execute(_CASE_UPDATE, {**values, "the_case": ev.case_id})
     before, after = (_volume_key(case) if case else None), _volume_key(values)
     if after != before:
         _count_volume(s, before, -1)
         _count_volume(s, after, +1)
-    db.execute(CaseEventRow.__table__.insert(), dict(
+    db.execute(_EVENT_INSERT, dict(
         event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency, actor=ev.actor,
         time=ev.time, payload=ev.payload))
     if (code_hash := ev.payload.get("query_code_hash")) and \
             not rows.row_exists(s, QueryCodeRow.__table__, code_hash=code_hash):
-        db.execute(QueryCodeRow.__table__.insert(), dict(code_hash=code_hash, case_id=ev.case_id))
+        db.execute(_QUERY_CODE_INSERT, dict(code_hash=code_hash, case_id=ev.case_id))
     return Folded(True, None)
 
 

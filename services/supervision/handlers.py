@@ -68,6 +68,12 @@ def write_lock(s: Session) -> None:
 NOT_SHARED = "not shared"
 _CASE_STATE = (select(SvCase.__table__.c.state).where(SvCase.__table__.c.case_id == bindparam("case_id"))
                .with_for_update())
+# Statements built once: SQLAlchemy works out a new statement's cache key on every execution
+_cases, _summaries = SvCase.__table__, SvCaseSummary.__table__
+_CASE_INSERT, _EVENT_INSERT, _SUMMARY_INSERT = _cases.insert(), SvEvent.__table__.insert(), _summaries.insert()
+_CASE_UPDATE = _cases.update().where(_cases.c.case_id == bindparam("the_case"))
+_SUMMARY = select(_summaries).where(_summaries.c.case_id == bindparam("case_id"))
+_SUMMARY_UPDATE = _summaries.update().where(_summaries.c.case_id == bindparam("the_case"))
 
 
 def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: int | None,
@@ -94,12 +100,12 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
                   leader=(state.get("leader") or {}).get("name"),
                   next_check=ledger.local_date(clock.now()).isoformat())  # something changed: look at it again now
     if before is None:
-        db.execute(SvCase.__table__.insert(), dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time),
+        db.execute(_CASE_INSERT, dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time),
                                                     **values))
     else:
-        db.execute(SvCase.__table__.update().where(SvCase.__table__.c.case_id == ev.case_id), values)
+        db.execute(_CASE_UPDATE, {**values, "the_case": ev.case_id})
     _keep_summary(s, ev.case_id, state, ev.time)
-    db.execute(SvEvent.__table__.insert(), dict(
+    db.execute(_EVENT_INSERT, dict(
         event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency, actor=ev.actor,
         time=ev.time, audience=list(ev.audience), payload=ev.payload))
     p = ev.payload
@@ -119,16 +125,16 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
 def _keep_summary(s: Session, case_id: str, state: dict, event_time: str) -> None:
     """The case's 考核 summary row, recomputed from its new state in the same unit of work, and its
     contribution to the counters moved from what it was to what it is."""
-    db, table = s.connection(), SvCaseSummary.__table__
-    old = db.execute(select(table).where(table.c.case_id == case_id)).mappings().first()
+    db = s.connection()
+    old = db.execute(_SUMMARY, {"case_id": case_id}).mappings().first()
     at = assessment.utc(event_time)
     row = {**(old or {}), "case_id": case_id, "holder": state["holder"], "division": state["division"],
            "last_event_at": max(assessment.utc(old["last_event_at"]), at) if old else at,
            **assessment.summary(state)}
     if old is None:
-        db.execute(table.insert(), row)
+        db.execute(_SUMMARY_INSERT, row)
     else:
-        db.execute(table.update().where(table.c.case_id == case_id), row)
+        db.execute(_SUMMARY_UPDATE, {**row, "the_case": case_id})
     before, after = (_contribution(old) if old else None), _contribution(row)
     if after != before:
         _count(s, before, -1)

@@ -28,36 +28,33 @@ class Folding:
         self.rt, self.fold, self.applied, self.learn = rt, fold, applied, learn
 
     async def handle(self, event: Event, seq: int) -> None:
-        """Bus.consume's handler: one event."""
-        if not await self._one(event, seq):
-            await self._backfill(event.case_id)
+        """Bus.consume's handler: one event (a batch of one)."""
+        await self.together([(event, seq)])
 
     async def together(self, events: list[tuple[Event, int]]) -> None:
         """Bus.consume's `together`: a batch, in ledger order. A unit of work ends early after an event
-        whose case's history is missing; that history is folded before the next event."""
-        start = 0
-        while start < len(events):
-            chunk = events[start:start + PER_UNIT]
-            results = await self.rt.db.run_async(lambda s: self._fold_until_history_missing(s, chunk))
-            for (event, _), result in zip(chunk, results):
-                self.learn(event, result)
-            start += len(results)
-            if not self.applied(results[-1]):
-                await self._backfill(chunk[len(results) - 1][0].case_id)
+        whose case's history is missing; that history is folded (in units of its own) before the next event."""
+        while events:
+            folded, history_missing = await self._fold_unit(events[:PER_UNIT], backfill=False)
+            events = events[folded:]
+            if history_missing:
+                history = await self.rt.bus.history(history_missing)
+                while history:
+                    folded, _ = await self._fold_unit(history[:PER_UNIT], backfill=True)
+                    history = history[folded:]
 
-    def _fold_until_history_missing(self, s: Session, chunk: list[tuple[Event, int]]) -> list:
+    async def _fold_unit(self, events: list[tuple[Event, int]], backfill: bool) -> tuple[int, str | None]:
+        """One unit of work: the events in order, up to the first whose case's history is missing. Returns
+        how many were folded and that case, if any."""
+        results = await self.rt.db.run_async(lambda s: self._fold_until_history_missing(s, events, backfill))
+        for (event, _), result in zip(events, results):
+            self.learn(event, result)
+        return len(results), (None if self.applied(results[-1]) else events[len(results) - 1][0].case_id)
+
+    def _fold_until_history_missing(self, s: Session, events: list[tuple[Event, int]], backfill: bool) -> list:
         results = []
-        for event, seq in chunk:
-            results.append(self.fold(s, event, seq, False))
+        for event, seq in events:
+            results.append(self.fold(s, event, seq, backfill))
             if not self.applied(results[-1]):
                 break
         return results
-
-    async def _one(self, event: Event, seq: int | None, backfill: bool = False) -> bool:
-        result = await self.rt.db.run_async(lambda s: self.fold(s, event, seq, backfill))
-        self.learn(event, result)
-        return self.applied(result)
-
-    async def _backfill(self, case_id: str) -> None:
-        for past, past_seq in await self.rt.bus.history(case_id):
-            await self._one(past, past_seq, True)

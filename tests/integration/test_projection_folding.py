@@ -70,6 +70,9 @@ def test_a_case_shared_mid_batch_has_its_history_folded_before_the_batch_goes_on
     assert projection.calls == [("C-A", 1, False), ("C-A", 0, True), ("C-A", 1, True),
                                 ("C-B", 0, False), ("C-B", 1, False)]
     assert stored == [("C-A", 0), ("C-A", 1), ("C-B", 0), ("C-B", 1)]
+    # units of work: A1 alone (it ends its unit), A's history in one, then the rest of the batch in one
+    units = [id(unit) for unit in projection.units]
+    assert units[1] == units[2] and units[3] == units[4] and len({units[0], units[1], units[3]}) == 3
     assert projection.learned == [a1.id, a0.id, a1.id, b0.id, b1.id]  # every fold's result, once durable
 
 
