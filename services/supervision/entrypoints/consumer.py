@@ -8,7 +8,7 @@ import uuid
 from services.supervision import handlers
 from shared import ledger
 from shared.bus.envelope import Event
-from shared.bus.folding import Folding
+from shared.bus.folding import PER_UNIT, Folding
 from shared.runtime import ServiceRuntime
 from shared.sharing import NotShared
 
@@ -75,8 +75,9 @@ class SupervisionWorker:
         now = self.ctx.checker_now()
         due = self.rt.db.run(lambda s: handlers.cases_to_check(s, self.ctx, ledger.local_date(now)))
         issued = 0
-        for case_id in due:
-            issued += self.rt.db.run(lambda s: handlers.check_case(s, self.ctx, case_id, now))
+        for start in range(0, len(due), PER_UNIT):  # (a unit of work per case cost as much as the check)
+            issued += self.rt.db.run(lambda s: sum(handlers.check_case(s, self.ctx, case_id, now)
+                                                   for case_id in due[start:start + PER_UNIT]))
         return issued
 
     async def check(self) -> None:
