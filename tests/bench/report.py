@@ -21,6 +21,8 @@ def table(result: dict) -> str:
               f"baseline GET /healthz     {result['baseline_http_per_s']:8.1f} req/s  ({result['concurrency']} clients)",
               f"intake POST /petitions    {result['intake_per_s']:8.1f} req/s  ratio {result['intake_to_baseline']:.2f}"
               f"  (target ≥ 0.4: {'met' if t['intake_vs_baseline']['met'] else 'NOT met'})",
+              *([f"intake, {result['intake_node_alone']['per_s']:.1f} req/s with the other nodes paused (sizing, not the target)"]
+                if result.get("intake_node_alone") else []),
               f"e2e at {result['e2e_step_per_s']}/s{'' if result.get('e2e_step_kept_up', True) else ' (not kept up)'}"
               f"            p50 {_f(result['e2e_p50_ms'])} ms, "
               f"p99 {_f(result['e2e_p99_ms'])} ms  (target p99 ≤ 300 at 200/s: "

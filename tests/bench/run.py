@@ -3,6 +3,8 @@
 Starts its own JetStream server and the demo federation (SQLite, auto sign-for on) under var/bench/, then:
   1. baseline   GET /healthz on the county 信访局 intake (510104-xfj), closed loop, N clients;
   2. intake     POST /api/v1/petitions there (劳动社保, distinct petitioners), same client and N;
+                with --node-alone-seconds, again with the other six nodes' processes paused (SIGSTOP):
+                a sizing figure for one node with a machine of its own, not the target's;
   3. steps      open-loop offered load (5, 10, 25, 50, 100, 200 petitions/s, as many as the time budget
                 allows), latency submitted → case.signed_for by the county 人社局 (510104-rsj), watched on
                 the bus with a core NATS subscription; e2e_p50_ms / e2e_p99_ms are those of the highest
@@ -119,6 +121,10 @@ class Bench:
             self.procs.mark("drain", time.monotonic())
             say(f"  → {out['intake_drain']}")
 
+            alone_cases: list[str] = []
+            if a.node_alone_seconds > 0:
+                out["intake_node_alone"], alone_cases = await self.node_alone(desk)
+
             step_samples: list[tuple[int, list[load.Sample], float, int, int]] = []
             for rate in a.steps:
                 if self.left() < a.step_seconds + 10:
@@ -134,7 +140,7 @@ class Bench:
                 say(f"  → {len(cases)} accepted of {started}; {settled['unsigned']} not signed for after "
                     f"{settled['waited_s']} s; generator slip {slip * 1000:.0f} ms")
 
-            all_cases = intake_cases + [x.case_id for _, ss, *_ in step_samples for x in ss if x.status == 201]
+            all_cases = intake_cases + alone_cases + [x.case_id for _, ss, *_ in step_samples for x in ss if x.status == 201]
             say(f"grace: up to {a.grace_seconds:.0f} s for all {len(all_cases)} cases to be signed for")
             self.deadline = time.monotonic() + a.grace_seconds  # the grace period is not cut by the step budget
             grace = await self.settle(all_cases, a.grace_seconds, "grace")
@@ -187,6 +193,32 @@ class Bench:
             "lost": {"target": "0", "value": out["lost"], "met": out["lost"] == 0}}
         out["bus_events_seen"] = self.watcher.count
         return out
+
+    async def node_alone(self, desk: load.Desk) -> tuple[dict, list[str]]:
+        """(--node-alone-seconds) Registrations at the bureau's node while the other six nodes' processes
+        are paused (SIGSTOP): what one node takes with the machine to itself, as when every node has a
+        machine of its own. A figure for sizing, not the target's (that is intake_per_s, with the whole
+        federation working); afterwards the federation works off the burst (drained like the intake's)."""
+        a = self.args
+        others = [pid for name, pid in self.procs.pids.items() if "/" in name and not name.startswith(BUREAU + "/")]
+        say(f"intake, {BUREAU} alone: the other nodes' {len(others)} processes paused, {a.concurrency} clients, "
+            f"{a.node_alone_seconds:.0f} s")
+        for pid in others:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            samples = await load.closed_loop(desk.submit, a.concurrency, a.node_alone_seconds,
+                                             max_requests=a.node_alone_max)
+        finally:
+            for pid in others:
+                os.kill(pid, signal.SIGCONT)
+        self.procs.mark("node alone", time.monotonic())
+        summary = {"per_s": round(load.rate(samples, 201), 1), **self.closed_summary(samples, 201)}
+        say(f"  → {summary['per_s']} petitions/s, p50 {summary['p50_ms']} ms, errors {summary['errors']}")
+        cases = [x.case_id for x in samples if x.status == 201]
+        summary["drain"] = await self.settle(cases, a.drain_seconds, "drain after the node alone")
+        self.procs.mark("drain alone", time.monotonic())
+        say(f"  → {summary['drain']}")
+        return summary, cases
 
     @staticmethod
     def closed_summary(samples: list[load.Sample], ok: int) -> dict:
@@ -308,6 +340,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--steps", default="5,10,25,50,100,200", help="offered loads, petitions/s (as many as the budget allows)")
     ap.add_argument("--step-seconds", type=float, default=12)
     ap.add_argument("--pool", type=int, default=256, help="HTTP connections at most (open loop)")
+    ap.add_argument("--node-alone-seconds", type=float, default=0,
+                    help="also register at the bureau's node with the other nodes paused (0: skip; a sizing figure)")
+    ap.add_argument("--node-alone-max", type=int, default=1500, help="registrations in that phase at most")
     ap.add_argument("--drain-seconds", type=float, default=30, help="wait for the intake phase's cases")
     ap.add_argument("--settle-seconds", type=float, default=8, help="wait after each step")
     ap.add_argument("--grace-seconds", type=float, default=25, help="final wait before a case counts as lost")
