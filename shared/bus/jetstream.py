@@ -147,7 +147,7 @@ class Bus:
         by default); each event acknowledged after the handler committed. `pass_over` tells, without
         I/O, the events the handler would do nothing with (a case this node does not share): they are
         acknowledged without a trace span — most of what such an event cost. `together`, when given,
-        gets all the other events of a pulled batch at once (a projection folds them in one unit of
+        gets all the other events of a pulled batch at once (a projection folds many in one unit of
         work: one commit, not one each); should it raise, they go to `handler` one by one, which decides
         for each (malformed, transient). Its work is background work (shared.db.session.BACKGROUND): a
         waiting caller's unit of work goes first."""
@@ -242,17 +242,17 @@ class Bus:
         """The batch's events to `together`, acknowledged once it returns. Returns the messages left for
         one-by-one delivery: none, or all those `together` failed on."""
         admitted: list[tuple[object, Event]] = []
-        folded_cases: set[str] = set()
+        admitted_cases: set[str] = set()
         for msg in msgs:
             # once one event of a case is admitted, the case's later ones are too: pass_over knows only
-            # what was folded before this batch (the admitted event may make the case shared)
+            # what was handled before this batch (the admitted event may make the case shared)
             case = msg.subject.rsplit(".", 1)[-1]
-            event = await self._admit(msg, None if case in folded_cases else pass_over)
+            event = await self._admit(msg, None if case in admitted_cases else pass_over)
             if event == "done":
                 await msg.ack()
             elif isinstance(event, Event):
                 admitted.append((msg, event))
-                folded_cases.add(case)
+                admitted_cases.add(case)
         if not admitted:
             return []
         # one span for the batch, linked to each event's publish span (the OpenTelemetry way for batches)
