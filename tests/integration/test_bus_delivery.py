@@ -28,6 +28,17 @@ async def _publish(bus: Bus, events: list[Event]) -> None:
         await bus.publish(ev.subject, ev.to_json().encode(), {"Nats-Msg-Id": ev.id})
 
 
+async def _acks_settled(bus: Bus, durable: str):
+    """The consumer's info once no ack is pending any more (the server applies acks asynchronously),
+    or after 5 s."""
+    for _ in range(50):
+        info = await bus.js.consumer_info(bus.cfg.stream, durable)
+        if info.num_ack_pending == 0:
+            break
+        await asyncio.sleep(0.1)
+    return info
+
+
 async def _drain(url: str, durable: str, events: list[Event], fail_once: set[str]) -> tuple[list[Event], list[str]]:
     """Consume until every event was handled successfully; returns (successes in order, attempts)."""
     bus, stop = Bus(BusConfig(url=url), "test"), asyncio.Event()
@@ -54,11 +65,7 @@ async def _drain(url: str, durable: str, events: list[Event], fail_once: set[str
     finally:
         stop.set()
         await task
-        for _ in range(50):  # the server applies acks asynchronously
-            info = await bus.js.consumer_info(bus.cfg.stream, durable)
-            if info.num_ack_pending == 0:
-                break
-            await asyncio.sleep(0.1)
+        info = await _acks_settled(bus, durable)
         await bus.close()
     assert info.num_ack_pending == 0 and info.num_pending == 0, info  # everything acknowledged
     return done, attempts
@@ -354,11 +361,7 @@ def test_events_passed_over_are_acknowledged_without_the_handler(nats):
         await asyncio.sleep(0.5)
         stop.set()
         await task
-        for _ in range(50):  # the server applies acks asynchronously
-            info = await bus.js.consumer_info(bus.cfg.stream, "passing")
-            if info.num_ack_pending == 0:
-                break
-            await asyncio.sleep(0.1)
+        info = await _acks_settled(bus, "passing")
         await bus.close()
         return handled, info
 
@@ -405,11 +408,7 @@ async def _consume_together(url: str, durable: str, events: list[Event], togethe
     finally:
         stop.set()
         await task
-    for _ in range(50):  # the server applies acks asynchronously
-        info = await bus.js.consumer_info(bus.cfg.stream, durable)
-        if info.num_ack_pending == 0:
-            break
-        await asyncio.sleep(0.1)
+    info = await _acks_settled(bus, durable)
     await bus.close()
     return batches, one_by_one, info
 
