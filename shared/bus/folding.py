@@ -11,8 +11,7 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session
 
 from shared.bus.envelope import Event
-
-PER_UNIT = 32  # events a unit of work at most: a clerk's request waits behind one unit, not behind a batch
+from shared.db.session import PER_UNIT
 
 Fold = Callable[[Session, Event, "int | None", bool], Any]  # (session, event, stream seq, backfill) → result
 

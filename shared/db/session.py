@@ -22,6 +22,9 @@ from shared import metrics
 
 T = TypeVar("T")
 GROUP_MAX = 64  # units of work committed together at most (one SQLite fsync for all of them)
+# Items of background work (a consumer's events, the cases a checker looks at) one unit of work takes at
+# most: a unit's begin and commit cost about as much CPU as a fold, and a caller waits behind one unit
+PER_UNIT = 32
 
 # Work a service does in the background (catching up on the ledger) rather than for a waiting caller:
 # the bus consumer sets it for its whole task. On SQLite's single writer, waiting callers go first, so a

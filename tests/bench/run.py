@@ -103,7 +103,8 @@ class Bench:
                 f"p99 {out['baseline']['p99_ms']} ms")
 
             say(f"intake: POST /api/v1/petitions on {BUREAU}, {a.concurrency} clients, {a.seconds:.0f} s")
-            room = load.DISTINCT_IDS - 1 - int(sum(a.steps) * a.step_seconds) - 10
+            room = load.DISTINCT_IDS - 1 - int(sum(a.steps) * a.step_seconds) - 10 - \
+                (a.node_alone_max if a.node_alone_seconds > 0 else 0)
             intake = await load.closed_loop(desk.submit, a.concurrency, a.seconds, max_requests=room)
             self.procs.mark("intake", time.monotonic())
             out["intake_per_s"] = round(load.rate(intake, 201), 1)

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 
 from shared.bus.envelope import Event
-from shared.bus.folding import PER_UNIT, Folding
+from shared.bus.folding import Folding
 from shared.bus.jetstream import Bus
 from shared.config import BusConfig
-from shared.db.session import Database
+from shared.db.session import PER_UNIT, Database
 
 folded = Table("folded", MetaData(), Column("case_id", String, primary_key=True), Column("n", Integer, primary_key=True))
 
