@@ -83,11 +83,12 @@ def _open_case(s: Session, ctx: IntakeContext, p: PetitionIn, who: Principal, al
     event = outbox.stage(s, Event(case_id=case_id, type=ledger.REGISTERED, agency=ctx.agency, actor=who.user,
                                   payload=payload, audience=audience))
     project_event(s, ctx.agency, event, None)
-    for role, person in ([("petitioner", p.petitioner)] if p.petitioner else []) + \
-                        [("representative", r) for r in p.representatives]:
-        s.add(PetitionerRow(case_id=case_id, role=role, name_enc=ctx.cipher.encrypt(person.name),
-                            id_number_enc=ctx.cipher.encrypt(person.id_number),
-                            phone_enc=ctx.cipher.encrypt(person.phone), address_enc=ctx.cipher.encrypt(person.address)))
+    people = ([("petitioner", p.petitioner)] if p.petitioner else []) + [("representative", r) for r in p.representatives]
+    if people:
+        s.connection().execute(_PETITIONER_INSERT, [
+            dict(case_id=case_id, role=role, name_enc=ctx.cipher.encrypt(person.name),
+                 id_number_enc=ctx.cipher.encrypt(person.id_number), phone_enc=ctx.cipher.encrypt(person.phone),
+                 address_enc=ctx.cipher.encrypt(person.address)) for role, person in people])
     audit(s, agency=ctx.agency, actor=who.user, action="case.register", object_id=case_id,
           detail=f"identity stored for {len(p.people())} person(s)")
     return {"case_id": case_id, "query_code": code, "status": "registered", "repeat_of": None}
@@ -158,6 +159,7 @@ _CASE_INSERT, _REGISTRATION_INSERT = _cases.insert(), _registrations.insert()
 _CASE_UPDATE = _cases.update().where(_cases.c.case_id == bindparam("the_case"))
 _REGISTRATION_UPDATE = _registrations.update().where(_registrations.c.case_id == bindparam("the_case"))
 _EVENT_INSERT, _QUERY_CODE_INSERT = CaseEventRow.__table__.insert(), QueryCodeRow.__table__.insert()
+_PETITIONER_INSERT = PetitionerRow.__table__.insert()
 
 
 def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backfill: bool = False) -> Folded:

@@ -98,8 +98,10 @@ def due_offers(s: Session) -> list[tuple[OfferOut, RoutedCase, dict]]:
     return [(o, rc, headers) for o, rc, headers in rows]
 
 
-def offer_delivered(s: Session, case_id: str, attempt: int) -> None:
-    s.get(OfferOut, (case_id, attempt)).status = "delivered"
+def offers_delivered(s: Session, offers: list[tuple[str, int]]) -> None:
+    """(case id, attempt) of each offer the target node has answered."""
+    for key in offers:
+        s.get(OfferOut, key).status = "delivered"
 
 
 def offer_failed(s: Session, ctx: RoutingContext, case_id: str, attempt: int, error: str) -> None:

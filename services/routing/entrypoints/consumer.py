@@ -39,8 +39,13 @@ class RoutingWorker:
             due = []
             try:
                 due = await self.rt.db.run_async(handlers.due_offers)
-                await asyncio.gather(*(self._deliver(o.case_id, o.attempt, o.target, rc, trace)
-                                       for o, rc, trace in due))
+                answered = await asyncio.gather(*(self._deliver(o.case_id, o.attempt, o.target, rc, trace)
+                                                  for o, rc, trace in due))
+                delivered = [(o.case_id, o.attempt) for (o, _, _), ok in zip(due, answered) if ok]
+                # one unit of work for the round's answered offers (should it fail, they are offered again:
+                # the target answers a repeated case and attempt as before)
+                if delivered:
+                    await self.rt.db.run_async(lambda s: handlers.offers_delivered(s, delivered))
             except Exception as e:
                 log.warning("offer dispatcher: %s", e)
                 await asyncio.sleep(POLL_S)  # (the database failing: not straight back to it)
@@ -52,12 +57,13 @@ class RoutingWorker:
             except asyncio.TimeoutError:
                 pass
 
-    async def _deliver(self, case_id: str, attempt: int, target: str, rc, trace: dict) -> None:
+    async def _deliver(self, case_id: str, attempt: int, target: str, rc, trace: dict) -> bool:
         with telemetry.tracer().start_as_current_span("AssignmentService/Offer call", context=telemetry.extract(trace),
                                                       kind=telemetry.trace.SpanKind.CLIENT):
-            await self._offer(case_id, attempt, target, rc)
+            return await self._offer(case_id, attempt, target, rc)
 
-    async def _offer(self, case_id: str, attempt: int, target: str, rc) -> None:
+    async def _offer(self, case_id: str, attempt: int, target: str, rc) -> bool:
+        """交办 to the target node: True once it answered; else the failed try is recorded (retried later)."""
         entry = self.rt.directory.get(target)
         decision = rc.decisions[-1]
         req = assignment_pb2.OfferRequest(case_id=case_id, from_agency=self.rt.agency, attempt=attempt,
@@ -69,8 +75,9 @@ class RoutingWorker:
             await assignment_pb2_grpc.AssignmentServiceStub(ch).Offer(
                 req, timeout=self.ctx.cfg.offer_timeout_s, metadata=rpc.call_metadata(self.rt.agency, "routing",
                                                                                       "handler"))
-            await self.rt.db.run_async(lambda s: handlers.offer_delivered(s, case_id, attempt))
+            return True
         except Exception as e:  # target down or slow: 首问 node keeps the case; retry with backoff
             reason = str(e)
             await self.rt.db.run_async(lambda s: handlers.offer_failed(s, self.ctx, case_id, attempt, reason))
             self.rt.relay.notify()
+            return False
