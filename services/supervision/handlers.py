@@ -66,10 +66,9 @@ def write_lock(s: Session) -> None:
 # --- projection ------------------------------------------------------------------------------------
 
 NOT_SHARED = "not shared"
-_CASE_STATE = (select(SvCase.__table__.c.state).where(SvCase.__table__.c.case_id == bindparam("case_id"))
-               .with_for_update())
 # Statements built once: SQLAlchemy works out a new statement's cache key on every execution
 _cases, _summaries = SvCase.__table__, SvCaseSummary.__table__
+_CASE_STATE = select(_cases.c.state).where(_cases.c.case_id == bindparam("case_id")).with_for_update()
 _CASE_INSERT, _EVENT_INSERT, _SUMMARY_INSERT = _cases.insert(), SvEvent.__table__.insert(), _summaries.insert()
 _CASE_UPDATE = _cases.update().where(_cases.c.case_id == bindparam("the_case"))
 _SUMMARY = select(_summaries).where(_summaries.c.case_id == bindparam("case_id"))
@@ -100,8 +99,7 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
                   leader=(state.get("leader") or {}).get("name"),
                   next_check=ledger.local_date(clock.now()).isoformat())  # something changed: look at it again now
     if before is None:
-        db.execute(_CASE_INSERT, dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time),
-                                                    **values))
+        db.execute(_CASE_INSERT, dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time), **values))
     else:
         db.execute(_CASE_UPDATE, {**values, "the_case": ev.case_id})
     _keep_summary(s, ev.case_id, state, ev.time)

@@ -210,7 +210,7 @@ class Bus:
         self._resume_at.pop(durable, None)
 
     async def _deliver_batch(self, msgs: list, handler: Handler, held: dict[str, int],
-                             pass_over: PassOver | None, together: Together | None = None) -> None:
+                             pass_over: PassOver | None, together: Together | None) -> None:
         """Cases in parallel, each case's events in ledger order: the handlers' database work for
         different cases then shares a commit (shared/db/session.py GroupCommit) instead of one each.
 
