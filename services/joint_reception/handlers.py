@@ -27,6 +27,9 @@ from shared.db.plumbing import OutboxRow, audit
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
 
 FLAG_AFTER_TRIES = 3
+# Session.info key: the unit of work issued a ticket or learnt a case, so a ticket may be ready to announce
+# (the dispatcher is woken when it commits)
+TICKETS_WAITING = "lianfang_tickets_waiting"
 
 
 class TicketRaced(Exception):
@@ -96,6 +99,7 @@ def on_event(s: Session, ctx: CentreContext, ev: Event) -> list[str] | None:
     if kc is None:
         kc = KnownCase(case_id=ev.case_id, audience=[], registered=False)
         s.add(kc)
+        s.info[TICKETS_WAITING] = True  # tickets issued before the centre knew the case can be announced
     if not set(ev.audience) <= set(kc.audience):
         kc.audience = sorted(set(kc.audience) | set(ev.audience))
     if ev.type == ledger.REGISTERED:
@@ -156,6 +160,7 @@ def issue_ticket(s: Session, ctx: CentreContext, *, ticket_id: str, idempotency_
                case_id=case_id, persons=persons, collective=persons >= 5, status="waiting", issued_by=actor,
                issued_at=now(), announced=False)
     s.add(t)
+    s.info[TICKETS_WAITING] = True
     audit(s, agency=ctx.agency, actor=actor, action="reception.ticket", object_id=case_id,
           detail=f"{t.number} → {window.id}")
     return t
@@ -433,6 +438,12 @@ def due_invitations(s: Session) -> list[tuple[InvitationOut, JointSession]]:
                             OutboxRow.published_at.is_not(None))
                      .order_by(InvitationOut.next_try_at).limit(100))
     return [(i, sess) for i, sess in rows]
+
+
+def next_invitation_try(s: Session) -> datetime | None:
+    """When the earliest invitation waiting to be tried again is due."""
+    return s.scalar(select(func.min(InvitationOut.next_try_at)).where(InvitationOut.delivery == "pending",
+                                                                      InvitationOut.next_try_at > utcnow()))
 
 
 def invitation_delivered(s: Session, session_id: str, agency: str, answer: str, reason: str | None) -> None:

@@ -20,6 +20,7 @@ from services.supervision.handlers import SupervisionContext
 from shared import web
 from shared.config import NodeConfig
 from shared.runtime import ServiceRuntime
+from shared.wakeup import IDLE_S
 
 
 def remind_days() -> tuple[int, ...]:
@@ -35,7 +36,7 @@ def remind_days() -> tuple[int, ...]:
 
 def build_app(cfg: NodeConfig) -> FastAPI:
     days = remind_days()
-    interval = float(os.environ.get("LIANFANG_SUPERVISION_INTERVAL_S", "1"))
+    interval = float(os.environ.get("LIANFANG_SUPERVISION_INTERVAL_S", str(IDLE_S)))
     grace = timedelta(seconds=float(os.environ.get("LIANFANG_SUPERVISION_GRACE_S", "600")))
 
     @asynccontextmanager

@@ -20,6 +20,7 @@ from shared.bus.envelope import SUBJECT_ROOT, Event, case_history_filter
 from shared.bus.pull import ConsumerGone, Puller
 from shared.config import BusConfig, TlsConfig
 from shared.db.session import BACKGROUND
+from shared.wakeup import IDLE_S  # an idle consumer's pull request lives this long (then it asks again)
 
 log = logging.getLogger(__name__)
 
@@ -154,13 +155,15 @@ class Bus:
         BACKGROUND.set(True)  # this task and the tasks it starts
         await self.connected.wait()
         puller, held = None, {}
+        stopping = asyncio.ensure_future(stop.wait())  # a stop ends the wait for the next batch at once
+        stopping.add_done_callback(lambda _: puller.interrupt() if puller is not None else None)
         try:
             while not stop.is_set():
                 try:
                     if puller is None:
                         await self._durable_consumer(durable, subjects)
                         puller, held = await Puller(self.nc, self.cfg.stream, durable, self.inbox).start(), {}
-                    msgs = await puller.next_batch(batch, wait=1)
+                    msgs = await puller.next_batch(batch, wait=IDLE_S)
                     if msgs:
                         await self._deliver_batch(msgs, handler, held, pass_over, together)
                 except Exception as e:
@@ -170,6 +173,7 @@ class Bus:
                         puller = None
                     await asyncio.sleep(1)
         finally:
+            stopping.cancel()
             if puller is not None and self.nc is not None and not self.nc.is_closed:
                 with contextlib.suppress(Exception):
                     await puller.stop()

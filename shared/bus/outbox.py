@@ -1,4 +1,5 @@
-"""Transactional outbox: stage an event in the caller's transaction; the relay publishes it after commit."""
+"""Transactional outbox: stage an event in the caller's transaction; the relay publishes it after commit
+(a commit that staged events wakes it: no caller has to remember to)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,11 +16,13 @@ from shared.bus.jetstream import Bus
 from shared.db.base import utcnow
 from shared.db.plumbing import OutboxRow
 from shared.db.session import Database
+from shared.wakeup import IDLE_S, Wakeup
 
 log = logging.getLogger(__name__)
 
 
 _STAGE = OutboxRow.__table__.insert()  # (Core, built once: an ORM object's flush cost more than the insert)
+STAGED = "lianfang_staged_events"  # Session.info key: the unit of work staged events (wake the relay on commit)
 
 
 def stage(s: Session, event: Event) -> Event:
@@ -27,6 +30,7 @@ def stage(s: Session, event: Event) -> Event:
     event = replace(event, trace=event.trace or telemetry.inject())
     s.connection().execute(_STAGE, dict(event_id=event.id, subject=event.subject, data=event.to_json(),
                                         headers={"Nats-Msg-Id": event.id, **event.trace}))
+    s.info[STAGED] = True
     return event
 
 
@@ -35,18 +39,15 @@ class OutboxRelay:
 
     def __init__(self, db: Database, bus: Bus, batch: int = 200):
         self.db, self.bus, self.batch = db, bus, batch
-        self._wake = asyncio.Event()
-        self._published: list[asyncio.Event] = []
+        self._wake = Wakeup()
+        self._published: list[Wakeup] = []
+        db.on_commit(lambda s: self._wake.ring() if s.info.get(STAGED) else None)
 
-    def notify(self) -> None:
-        """Called after a commit that staged events, so the relay does not wait for its next poll."""
-        self._wake.set()
-
-    def on_published(self) -> asyncio.Event:
-        """An event set each time rows were published: a dispatcher that may call another node only once
-        its event is on the bus (an offer, a referral, an invitation) waits on it instead of polling."""
-        self._published.append(ev := asyncio.Event())
-        return ev
+    def on_published(self) -> Wakeup:
+        """Rung each time rows were published: a dispatcher that may call another node only once its
+        event is on the bus (an offer, a referral, an invitation) waits on it instead of polling."""
+        self._published.append(wakeup := Wakeup())
+        return wakeup
 
     def _pending(self) -> list[OutboxRow]:
         with self.db.read() as s:
@@ -64,8 +65,8 @@ class OutboxRelay:
         # Published concurrently on one connection: they leave in order, so the stream keeps that order.
         await asyncio.gather(*(self._publish(r) for r in rows))
         await self._mark([r.seq for r in rows])
-        for ev in self._published:
-            ev.set()
+        for wakeup in self._published:
+            wakeup.ring()
         return len(rows)
 
     async def _publish(self, row: OutboxRow) -> int:
@@ -79,14 +80,12 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            self._wake.clear()  # (a commit while relaying rings again: the wait below returns at once)
             try:
                 if await self.relay_once():
                     continue
             except Exception as e:  # bus down or slow: the rows stay and are retried
                 log.warning("outbox relay: %s", e)
                 await asyncio.sleep(1)
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
-            except asyncio.TimeoutError:
-                pass
+                continue
+            await self._wake.wait(IDLE_S)  # (rows staged by another process are found by this poll)

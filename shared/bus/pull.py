@@ -26,7 +26,7 @@ class Puller:
         self.nc = nc
         self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self.inbox = f"{inbox_prefix}.pull.{uuid.uuid4().hex}"
-        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._queue: asyncio.Queue[Msg | None] = asyncio.Queue()  # (None: interrupted)
         self._open = 0  # messages the pull request on the server may still deliver (0: none is open)
         self._sub = None
 
@@ -49,6 +49,8 @@ class Puller:
             except asyncio.TimeoutError:
                 self._open = 0
                 return []
+            if msg is None:  # interrupted (the consumer is stopping)
+                return []
             if self._data(msg):
                 break
             if loop.time() >= deadline:
@@ -56,9 +58,13 @@ class Puller:
         out = [msg]
         await asyncio.sleep(0)  # let what arrived in the same read reach the queue
         while len(out) < batch and not self._queue.empty():
-            if self._data(m := self._queue.get_nowait()):
+            if (m := self._queue.get_nowait()) is not None and self._data(m):
                 out.append(m)
         return out
+
+    def interrupt(self) -> None:
+        """End a next_batch that is waiting now, at once (with no messages)."""
+        self._queue.put_nowait(None)
 
     def _data(self, msg: Msg) -> bool:
         """A message to deliver, or a status message that ends the pull request (408 expired, 409 …)."""

@@ -80,6 +80,11 @@ class Database:
         with self._writer, self._sessions() as s, s.begin():
             yield s
 
+    def on_commit(self, callback: Callable[[Session], None]) -> None:
+        """Call `callback(session)` after each unit of work commits (on the thread that committed; the
+        session's `info` tells what the unit did, e.g. that it staged events for the outbox relay)."""
+        event.listen(self._sessions, "after_commit", callback)
+
     def read(self) -> Session:
         """A session for reading only, on one snapshot of the database; it never waits for writers."""
         return self._reads()

@@ -43,3 +43,33 @@ def test_relay_publishes_in_order_once_and_wakes_its_listeners(nats, tmp_path):
     with db.read() as s:
         assert all(r.published_at is not None for r in s.scalars(select(OutboxRow)))
     db.dispose()
+
+
+def test_a_commit_that_staged_events_wakes_the_relay(nats, tmp_path, monkeypatch):
+    """No caller tells the relay: the commit does. (Its poll, a safety net, is put out of reach here.)"""
+    monkeypatch.setattr(outbox, "IDLE_S", 600)
+    db = Database(f"sqlite:///{tmp_path / 'outbox.db'}")
+    OutboxRow.__table__.create(db.engine)
+    event = Event(case_id="C-W", type="test.step", agency="510104-xfj", actor="t", payload={"n": 1}, audience=[])
+
+    async def run():
+        bus, stop = Bus(BusConfig(url=nats.url), "test"), asyncio.Event()
+        await bus.connect(stop)
+        relay = outbox.OutboxRelay(db, bus)
+        published = relay.on_published()
+        task = asyncio.create_task(relay.run(stop))
+        try:
+            await asyncio.sleep(0.5)  # the relay has found nothing and sleeps
+            await db.run_async(lambda s: outbox.stage(s, event))
+            woken = await published.wait(30)
+            history = [ev.id for ev, _ in await bus.history("C-W")]
+        finally:
+            stop.set()
+            task.cancel()
+            await bus.close()
+        return woken, history
+
+    woken, history = asyncio.run(run())
+    assert woken
+    assert history == [event.id]
+    db.dispose()

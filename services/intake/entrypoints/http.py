@@ -38,10 +38,7 @@ def build_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
                        idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
         if who.role not in ("clerk", "handler", "admin"):
             raise Forbidden("无登记权限 (role may not register petitions)")
-        result = await rt.db.run_async(lambda s: handlers.register_petition(s, ctx, body, who,
-                                                                                          idempotency_key))
-        rt.relay.notify()
-        return result
+        return await rt.db.run_async(lambda s: handlers.register_petition(s, ctx, body, who, idempotency_key))
 
     @router.get("/api/v1/cases/{case_id}", responses=ERRORS, summary="案件视图 shared case view")
     async def get_case(case_id: str, who: User, include_identity: bool = Query(False, alias="identity")):

@@ -83,7 +83,6 @@ def build_open311_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
             petition = petition_from_form(form, rt.cfg.division)
             result = await rt.db.run_async(lambda s: handlers.register_petition(
                 s, ctx, petition, who, request.headers.get("idempotency-key")))
-            rt.relay.notify()
             return [_created(result)]
         return await _answer(fmt, "service_requests", "request", work, status=201)
 

@@ -4,7 +4,6 @@ invited node answers — a node that is down during the invitation gets it after
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import grpc
@@ -12,14 +11,14 @@ from sqlalchemy import select
 
 from services.joint_reception import handlers
 from services.joint_reception.adapters.orm import KnownCase
-from shared import ledger, rpc
+from shared import ledger, rpc, wakeup
 from shared.bus.envelope import Event
+from shared.db.session import PER_UNIT
 from shared.pb import joint_reception_pb2 as pb
 from shared.pb import joint_reception_pb2_grpc as pb_grpc
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
-POLL_S = 0.25  # tickets whose case has reached the ledger, and retries of invitations, are found by this poll
 _ANSWERS = {pb.InviteReply.ACCEPTED: "accepted", pb.InviteReply.DECLINED: "declined"}
 
 
@@ -37,10 +36,16 @@ class CentreWorker:
         self._known[case_id] = self._audiences.setdefault(fs, fs)
 
     async def handle(self, event: Event, seq: int) -> None:
-        # idempotent: a replay changes nothing
-        audience = await self.rt.db.run_async(lambda s: handlers.on_event(s, self.ctx, event))
-        if audience is not None:
-            self._remember(event.case_id, audience)
+        await self.together([(event, seq)])
+
+    async def together(self, events: list[tuple[Event, int]]) -> None:
+        """A pulled batch in units of work of up to PER_UNIT events (idempotent: a replay changes nothing)."""
+        for start in range(0, len(events), PER_UNIT):
+            part = [event for event, _ in events[start:start + PER_UNIT]]
+            audiences = await self.rt.db.run_async(lambda s: [handlers.on_event(s, self.ctx, ev) for ev in part])
+            for event, audience in zip(part, audiences):
+                if audience is not None:
+                    self._remember(event.case_id, audience)
 
     def _load_known(self) -> None:
         self._known = {}
@@ -61,29 +66,24 @@ class CentreWorker:
 
     async def consume(self) -> None:
         await asyncio.to_thread(self._load_known)
-        await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop, pass_over=self.pass_over)
+        await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop, pass_over=self.pass_over,
+                                  together=self.together)
 
     async def dispatch(self) -> None:
-        published = self.rt.relay.on_published()  # a session's invitations go out once its event is on the bus
-        while not self.rt.stop.is_set():
-            published.clear()
-            busy = False
-            try:
-                if await self.rt.db.run_async(lambda s: handlers.announce_tickets(s, self.ctx)):
-                    busy = True
-                    self.rt.relay.notify()
-                due = await self.rt.db.run_async(handlers.due_invitations)
-                busy = busy or bool(due)
-                await asyncio.gather(*(self._deliver(inv.agency, sess) for inv, sess in due))
-            except handlers.TicketRaced:
-                busy = True  # served while being announced: the next round announces both
-            except Exception as e:
-                log.warning("joint reception dispatcher: %s", e)
-            if busy:
-                await asyncio.sleep(0.1)
-                continue
-            with contextlib.suppress(asyncio.TimeoutError):  # tickets, retries: found by polling
-                await asyncio.wait_for(published.wait(), timeout=POLL_S)
+        wake = self.rt.relay.on_published()  # a session's invitations go out once its event is on the bus
+        self.rt.db.on_commit(lambda s: wake.ring() if s.info.get(handlers.TICKETS_WAITING) else None)
+        await wakeup.dispatch("joint reception dispatcher", self._round,
+                              lambda: self.rt.db.run_async(handlers.next_invitation_try), wake, self.rt.stop)
+
+    async def _round(self) -> bool:
+        """Tickets whose case has reached the ledger are announced; invitations due are delivered."""
+        try:
+            announced = await self.rt.db.run_async(lambda s: handlers.announce_tickets(s, self.ctx))
+        except handlers.TicketRaced:
+            return True  # served while being announced: the next round announces both
+        due = await self.rt.db.run_async(handlers.due_invitations)
+        await asyncio.gather(*(self._deliver(inv.agency, sess) for inv, sess in due))
+        return bool(announced or due)
 
     async def _deliver(self, agency: str, sess) -> None:
         centre = self.ctx.require_centre()

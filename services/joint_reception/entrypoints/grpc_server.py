@@ -50,7 +50,6 @@ class JointReceptionServicer(pb_grpc.JointReceptionServiceServicer):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED,
                                     "only the petition-bureau node hosting the centre may invite")
             inv = await self.rt.db.run_async(lambda s: handlers.receive_invitation(s, self.ctx, request))
-            self.rt.relay.notify()
             return pb.InviteReply(answer=_ANSWERS[inv.status], reason=inv.reason or "")
 
     async def GetWindow(self, request, context):
@@ -86,5 +85,4 @@ class JointReceptionServicer(pb_grpc.JointReceptionServiceServicer):
                 out = await self.rt.db.run_async(work)
             except LianfangError as e:
                 await abort_grpc(context, e)
-            self.rt.relay.notify()
             return ticket_pb(out)

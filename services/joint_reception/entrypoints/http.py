@@ -146,9 +146,7 @@ def build_router(rt, ctx: handlers.CentreContext) -> APIRouter:
         return asyncio.to_thread(run)
 
     async def write(fn):
-        out = await rt.db.run_async(fn)
-        rt.relay.notify()
-        return out
+        return await rt.db.run_async(fn)
 
     # --- the centre's screen --------------------------------------------------------------------------
 

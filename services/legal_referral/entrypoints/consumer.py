@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from services.legal_referral import handlers
-from shared import ledger, rpc
+from shared import ledger, rpc, wakeup
 from shared.bus.envelope import Event, events_filter
 from shared.pb import referral_pb2, referral_pb2_grpc
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
-POLL_S = 0.5  # retries of undelivered referrals (1 s, 2 s, 4 s … apart) are found by this poll
 OWN_ONLY = {ledger.REGISTERED: handlers.on_registered, ledger.LEGAL_HANDOVER: handlers.on_handover}
 REACTIONS = {**OWN_ONLY,
              ledger.REFERRAL_ACCEPTED: handlers.on_referral_accepted,
@@ -34,8 +32,9 @@ class LegalWorker:
         self.consumer = f"legal-referral-{rt.agency}"
 
     async def handle(self, event: Event, seq: int) -> None:
+        # one event at a time: the consume span is the event's own, so the 移送 it leads to continues
+        # the petition's trace (a batch's span would start a trace of its own)
         await self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
-        self.rt.relay.notify()
 
     async def consume(self) -> None:
         # The server sends only what legal referral reacts to (its subject filters): REACTIONS, those of
@@ -44,20 +43,15 @@ class LegalWorker:
         await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop, subjects=subjects)
 
     async def dispatch(self) -> None:
-        published = self.rt.relay.on_published()  # a staged 移送 is delivered once it is on the bus
-        while not self.rt.stop.is_set():
-            published.clear()
-            due = []
-            try:
-                due = await self.rt.db.run_async(handlers.due_referrals)
-                await asyncio.gather(*(self._deliver(o.ref_id, o.target, o.request) for o in due))
-            except Exception as e:
-                log.warning("referral dispatcher: %s", e)
-            if due:
-                await asyncio.sleep(0.1)
-                continue
-            with contextlib.suppress(asyncio.TimeoutError):  # retries are found by polling
-                await asyncio.wait_for(published.wait(), timeout=POLL_S)
+        # a staged 移送 is delivered once the relay has published it (retries when they are due)
+        await wakeup.dispatch("referral dispatcher", self._referral_round,
+                              lambda: self.rt.db.run_async(handlers.next_referral_try), self.rt.relay.on_published(),
+                              self.rt.stop)
+
+    async def _referral_round(self) -> bool:
+        due = await self.rt.db.run_async(handlers.due_referrals)
+        await asyncio.gather(*(self._deliver(o.ref_id, o.target, o.request) for o in due))
+        return bool(due)
 
     async def _deliver(self, ref_id: str, target: str, r: dict) -> None:
         req = referral_pb2.ReferRequest(
@@ -81,4 +75,3 @@ class LegalWorker:
             log.info("referral %s to %s not delivered: %s", ref_id, target, e)
             reason = str(e)
             await self.rt.db.run_async(lambda s: handlers.referral_failed(s, self.ctx, ref_id, reason))
-            self.rt.relay.notify()

@@ -36,6 +36,5 @@ class LegalReferralServicer(referral_pb2_grpc.LegalReferralServiceServicer):
                 r = await self.rt.db.run_async(lambda s: handlers.receive_referral(s, self.ctx, request))
             except LianfangError as e:
                 await abort_grpc(context, e)
-            self.rt.relay.notify()
             reason = r.answer_reason or ("已被新的移送取代" if r.status == "superseded" else "")
             return Reply(decision=_decision(r.status), receipt_no=r.receipt_no or "", reason=reason)

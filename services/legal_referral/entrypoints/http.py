@@ -115,9 +115,7 @@ def build_router(rt, ctx: handlers.LegalContext) -> APIRouter:
             raise Forbidden("无办理权限 (role may not act on referrals)")
 
     async def run(work):
-        out = await rt.db.run_async(work)
-        rt.relay.notify()
-        return out
+        return await rt.db.run_async(work)
 
     async def read(work):
         def go():

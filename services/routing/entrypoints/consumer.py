@@ -5,13 +5,12 @@ import asyncio
 import logging
 
 from services.routing import handlers
-from shared import ledger, rpc, telemetry
+from shared import ledger, rpc, telemetry, wakeup
 from shared.bus.envelope import Event, events_filter
 from shared.pb import assignment_pb2, assignment_pb2_grpc
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
-POLL_S = 0.5  # retries of unanswered offers (1 s, 2 s, 4 s … apart) are found by this poll
 REACTIONS = {ledger.REGISTERED: handlers.on_registered, ledger.RETURNED: handlers.on_returned}
 
 
@@ -19,12 +18,13 @@ class RoutingWorker:
     def __init__(self, rt: ServiceRuntime, ctx: handlers.RoutingContext):
         self.rt, self.ctx = rt, ctx
         self.consumer = f"routing-{rt.agency}"
-        # set when the relay has published: a staged 交办 is delivered then, not at the next poll
+        # rung when the relay has published: a staged 交办 is delivered then (retries when they are due)
         self._offers_due = rt.relay.on_published()
 
     async def handle(self, event: Event, seq: int) -> None:
+        # one event at a time: the consume span is the event's own, so the 交办 it leads to continues
+        # the petition's trace (a batch's span would start a trace of its own)
         await self.rt.react_once(self.consumer, event.id, lambda s: REACTIONS[event.type](s, self.ctx, event))
-        self.rt.relay.notify()
 
     async def consume(self) -> None:
         # The server sends only what routing reacts to (its subject filters): this node's own registrations
@@ -34,28 +34,19 @@ class RoutingWorker:
         await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop, subjects=subjects)
 
     async def dispatch(self) -> None:
-        while not self.rt.stop.is_set():
-            self._offers_due.clear()
-            due = []
-            try:
-                due = await self.rt.db.run_async(handlers.due_offers)
-                answered = await asyncio.gather(*(self._deliver(o.case_id, o.attempt, o.target, rc, trace)
-                                                  for o, rc, trace in due))
-                delivered = [(o.case_id, o.attempt) for (o, _, _), ok in zip(due, answered) if ok]
-                # one unit of work for the round's answered offers (should it fail, they are offered again:
-                # the target answers a repeated case and attempt as before)
-                if delivered:
-                    await self.rt.db.run_async(lambda s: handlers.offers_delivered(s, delivered))
-            except Exception as e:
-                log.warning("offer dispatcher: %s", e)
-                await asyncio.sleep(POLL_S)  # (the database failing: not straight back to it)
-                continue
-            if due:  # more may have come due meanwhile: a pause here would be every later offer's wait
-                continue
-            try:  # retries are found by polling; a published 交办 wakes the dispatcher at once
-                await asyncio.wait_for(self._offers_due.wait(), timeout=POLL_S)
-            except asyncio.TimeoutError:
-                pass
+        await wakeup.dispatch("offer dispatcher", self._offer_round,
+                              lambda: self.rt.db.run_async(handlers.next_offer_try), self._offers_due, self.rt.stop)
+
+    async def _offer_round(self) -> bool:
+        due = await self.rt.db.run_async(handlers.due_offers)
+        answered = await asyncio.gather(*(self._deliver(o.case_id, o.attempt, o.target, rc, trace)
+                                          for o, rc, trace in due))
+        delivered = [(o.case_id, o.attempt) for (o, _, _), ok in zip(due, answered) if ok]
+        # one unit of work for the round's answered offers (should it fail, they are offered again: the
+        # target answers a repeated case and attempt as before)
+        if delivered:
+            await self.rt.db.run_async(lambda s: handlers.offers_delivered(s, delivered))
+        return bool(due)  # more may have come due meanwhile: a pause here would be every later offer's wait
 
     async def _deliver(self, case_id: str, attempt: int, target: str, rc, trace: dict) -> bool:
         with telemetry.tracer().start_as_current_span("AssignmentService/Offer call", context=telemetry.extract(trace),
@@ -79,5 +70,4 @@ class RoutingWorker:
         except Exception as e:  # target down or slow: 首问 node keeps the case; retry with backoff
             reason = str(e)
             await self.rt.db.run_async(lambda s: handlers.offer_failed(s, self.ctx, case_id, attempt, reason))
-            self.rt.relay.notify()
             return False

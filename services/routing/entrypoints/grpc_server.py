@@ -23,5 +23,4 @@ class AssignmentServicer(assignment_pb2_grpc.AssignmentServiceServicer):
             if who["agency"] != request.from_agency or self.rt.directory.get(who["agency"]) is None:
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, "caller may not offer on behalf of another agency")
             offer = await self.rt.db.run_async(lambda s: handlers.receive_offer(s, self.ctx, request))
-            self.rt.relay.notify()
             return assignment_pb2.OfferReply(decision=_DECISIONS[offer.status], reason=offer.answer_reason or "")

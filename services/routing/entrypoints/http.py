@@ -56,16 +56,12 @@ def build_router(rt, ctx: handlers.RoutingContext) -> APIRouter:
 
     @router.post("/api/v1/offers/{case_id}/sign", summary="签收 sign for an offered case")
     async def sign(case_id: str, who: User):
-        out = await asyncio.to_thread(answer, who, case_id, lambda s, o: handlers.sign_for(s, ctx, o, who.user))
-        rt.relay.notify()
-        return out
+        return await asyncio.to_thread(answer, who, case_id, lambda s, o: handlers.sign_for(s, ctx, o, who.user))
 
     @router.post("/api/v1/offers/{case_id}/return", summary="退回 return an offered case with a reason")
     async def give_back(case_id: str, body: ReturnIn, who: User):
-        out = await asyncio.to_thread(answer, who, case_id,
-                                      lambda s, o: handlers.return_offer(s, ctx, o, who.user, body.reason))
-        rt.relay.notify()
-        return out
+        return await asyncio.to_thread(answer, who, case_id,
+                                       lambda s, o: handlers.return_offer(s, ctx, o, who.user, body.reason))
 
     @router.get("/api/v1/routing/{case_id}", summary="分办决定 a case's routing decisions and reasons")
     async def decisions(case_id: str, who: User):

@@ -12,13 +12,14 @@ from shared.bus.folding import Folding
 from shared.db.session import PER_UNIT
 from shared.runtime import ServiceRuntime
 from shared.sharing import NotShared
+from shared.wakeup import IDLE_S
 
 log = logging.getLogger(__name__)
 DURABLE_PREFIX = "supervision"
 
 
 class SupervisionWorker:
-    def __init__(self, rt: ServiceRuntime, ctx: handlers.SupervisionContext, interval_s: float = 1.0):
+    def __init__(self, rt: ServiceRuntime, ctx: handlers.SupervisionContext, interval_s: float = IDLE_S):
         self.rt, self.ctx, self.interval_s = rt, ctx, interval_s
         self.durable: str | None = None
         self.ready = asyncio.Event()  # the projection has caught up with the ledger once
@@ -86,8 +87,7 @@ class SupervisionWorker:
         await self._wait_caught_up()
         while not self.rt.stop.is_set():
             try:
-                if await asyncio.to_thread(self._tick):
-                    self.rt.relay.notify()
+                await asyncio.to_thread(self._tick)
             except Exception as e:
                 log.warning("supervision checker: %s", e)
             try:

@@ -78,9 +78,7 @@ def build_router(rt, ctx: handlers.SupervisionContext) -> APIRouter:
     async def command(who: Principal, roles: set[str], what: str, work) -> dict:
         if who.role not in roles:
             raise Forbidden(f"当前角色无权{what} (role may not do this)")
-        out = await rt.db.run_async(work)
-        rt.relay.notify()
-        return out
+        return await rt.db.run_async(work)
 
     def read(work):
         def run():

@@ -1,0 +1,120 @@
+"""Wake-ups of the background loops (shared/wakeup.py): a ring from another thread (where units of work
+commit) wakes the waiting task; a dispatcher sleeps until rung or its next retry is due, and looks again
+at once while it finds work; a commit tells what its unit did (Database.on_commit)."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+
+from shared import wakeup
+from shared.db.session import Database
+from shared.wakeup import IDLE_S, Wakeup, seconds_until
+
+
+def test_a_ring_from_another_thread_wakes_the_waiting_task():
+    async def run():
+        w = Wakeup()
+        unrung = await w.wait(0.05)
+        threading.Timer(0.1, w.ring).start()  # (as the SQLite writer thread does after a commit)
+        rung = await w.wait(30)
+        still_set = w.is_set()
+        w.clear()
+        return unrung, rung, still_set, w.is_set()
+
+    assert asyncio.run(run()) == (False, True, True, False)
+
+
+def test_seconds_until_a_retry_is_due_are_bounded_by_the_idle_poll():
+    now = datetime.now(timezone.utc)
+    assert seconds_until(None) == IDLE_S
+    assert seconds_until(now - timedelta(seconds=3)) == 0
+    assert seconds_until(now + timedelta(hours=1)) == IDLE_S
+    assert 1.0 < seconds_until(now + timedelta(seconds=2)) <= 2.0
+    # SQLite gives naive UTC back
+    assert 1.0 < seconds_until((now + timedelta(seconds=2)).replace(tzinfo=None)) <= 2.0
+
+
+def test_a_dispatcher_looks_again_while_busy_and_otherwise_sleeps_until_rung(monkeypatch):
+    monkeypatch.setattr(wakeup, "IDLE_S", 60)  # only a ring (or a due retry) can end its sleep
+    monkeypatch.setattr(wakeup, "ERROR_PAUSE_S", 0.01)
+
+    async def run():
+        stop, w, rounds = asyncio.Event(), Wakeup(), []
+        outcomes = iter([True, True, False, RuntimeError("database is locked"), True, True])
+
+        async def one_round():
+            outcome = next(outcomes)
+            rounds.append(outcome)
+            if isinstance(outcome, Exception):
+                raise outcome
+            if len(rounds) == 6:
+                stop.set()  # (the loop ends when it next looks)
+            return outcome
+
+        async def next_due():
+            return None
+
+        task = asyncio.create_task(wakeup.dispatch("test dispatcher", one_round, next_due, w, stop))
+        for _ in range(200):  # the busy rounds, the idle one, then it sleeps
+            await asyncio.sleep(0.01)
+        asleep_after = len(rounds)
+        w.ring()  # a failing round pauses briefly, then the loop goes on by itself
+        await asyncio.wait_for(task, timeout=10)
+        return asleep_after, len(rounds)
+
+    asleep_after, total = asyncio.run(run())
+    assert asleep_after == 3  # True, True (at once), False: then asleep until rung
+    assert total == 6
+
+
+def test_a_dispatcher_wakes_when_its_next_retry_is_due(monkeypatch):
+    monkeypatch.setattr(wakeup, "IDLE_S", 60)
+
+    async def run():
+        stop, rounds = asyncio.Event(), []
+
+        async def one_round():
+            rounds.append(1)
+            if len(rounds) == 2:
+                stop.set()
+            return False
+
+        async def next_due():
+            return datetime.now(timezone.utc) + timedelta(seconds=0.2)
+
+        await asyncio.wait_for(wakeup.dispatch("test dispatcher", one_round, next_due, Wakeup(), stop), timeout=10)
+        return len(rounds)
+
+    assert asyncio.run(run()) == 2
+
+
+@pytest.fixture
+def db(tmp_path):
+    d = Database(f"sqlite:///{tmp_path / 'w.db'}")
+    with d.unit_of_work() as s:
+        s.execute(text("CREATE TABLE item (id INTEGER PRIMARY KEY)"))
+    yield d
+    d.dispose()
+
+
+def test_a_commit_tells_what_its_unit_did_and_a_rollback_tells_nothing(db):
+    seen = []
+    db.on_commit(lambda s: seen.append(s.info.get("marked", False)))
+
+    def marked(s):
+        s.execute(text("INSERT INTO item DEFAULT VALUES"))
+        s.info["marked"] = True
+
+    def fails(s):
+        s.info["marked"] = True
+        raise ValueError("rolled back")
+
+    db.run(marked)
+    db.run(lambda s: s.execute(text("INSERT INTO item DEFAULT VALUES")))
+    with pytest.raises(ValueError):
+        db.run(fails)
+    assert seen == [True, False]
