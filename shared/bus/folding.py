@@ -37,18 +37,19 @@ class Folding:
             folded, history_missing = await self._fold_unit(events[:PER_UNIT], backfill=False)
             events = events[folded:]
             if history_missing:
-                history = await self.rt.bus.history(history_missing)
+                history = await self.rt.bus.history(*history_missing)
                 while history:
                     folded, _ = await self._fold_unit(history[:PER_UNIT], backfill=True)
                     history = history[folded:]
 
-    async def _fold_unit(self, events: list[tuple[Event, int]], backfill: bool) -> tuple[int, str | None]:
+    async def _fold_unit(self, events: list[tuple[Event, int]], backfill: bool) -> tuple[int, tuple[str, int] | None]:
         """One unit of work: the events in order, up to the first whose case's history is missing. Returns
-        how many were folded and that case, if any."""
+        how many were folded and, if any, that case with the stream sequence of its event."""
         results = await self.rt.db.run_async(lambda s: self._fold_until_history_missing(s, events, backfill))
         for (event, _), result in zip(events, results):
             self.learn(event, result)
-        return len(results), (None if self.applied(results[-1]) else events[len(results) - 1][0].case_id)
+        event, seq = events[len(results) - 1]
+        return len(results), (None if self.applied(results[-1]) else (event.case_id, seq))
 
     def _fold_until_history_missing(self, s: Session, events: list[tuple[Event, int]], backfill: bool) -> list:
         results = []

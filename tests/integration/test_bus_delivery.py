@@ -295,6 +295,7 @@ def test_history_reads_leave_no_consumer_behind(nats):
     async def scenario():
         bus = Bus(BusConfig(url=nats.url), "test")
         await bus.connect(asyncio.Event())
+        bus.direct = False  # (reads by direct get take no consumer at all)
         await _publish(bus, events)
         counts = [len(await bus.history(f"H{i % 50}")) for i in range(1100)]
         info = await bus.js.stream_info(bus.cfg.stream)
@@ -448,3 +449,41 @@ def test_a_case_already_in_the_batch_is_not_passed_over(nats):
         pass_over=lambda ev, seq: ev.payload["n"] == 1))
     assert batches == [[x0.id, x1.id]] and one_by_one == []
     assert info.num_ack_pending == 0 and info.num_pending == 0  # y1 passed over: acknowledged
+
+
+def test_history_is_read_by_direct_gets_and_by_a_consumer_when_they_cannot_serve(nats, monkeypatch):
+    """The ledger allows direct gets: a history read takes no consumer (batched direct gets, more than one
+    batch here). Should the replica that answered lag behind the event that asked (`through`), or the
+    stream not allow direct gets, the history is read through a consumer instead — the same events."""
+    events = [Event(case_id="C-D", type="test.step", agency="510104-xfj", actor="t", payload={"n": i}, audience=[])
+              for i in range(jetstream.HISTORY_BATCH + 20)]
+    by_consumer = []
+
+    async def scenario():
+        bus = Bus(BusConfig(url=nats.url), "test")
+        await bus.connect(asyncio.Event())
+        await _publish(bus, events)
+        real = bus._history_by_consumer
+
+        async def counted(case_id):
+            by_consumer.append(case_id)
+            return await real(case_id)
+
+        monkeypatch.setattr(bus, "_history_by_consumer", counted)
+        direct = await bus.history("C-D")
+        last = direct[-1][1]
+        current = await bus.history("C-D", through=last)
+        lagging = await bus.history("C-D", through=last + 1)  # as a replica that has not stored `through` yet
+        none = await bus.history("C-NONE")
+        bus.direct = False  # (a stream made before direct gets were allowed)
+        without = await bus.history("C-D")
+        info = await bus.js.stream_info(bus.cfg.stream)
+        await bus.close()
+        return direct, current, lagging, none, without, info
+
+    direct, current, lagging, none, without, info = asyncio.run(scenario())
+    assert info.config.allow_direct
+    assert [ev.payload["n"] for ev, _ in direct] == list(range(len(events)))
+    assert direct == current == lagging == without
+    assert none == []
+    assert by_consumer == ["C-D", "C-D"]  # the lagging read and the one without direct gets
