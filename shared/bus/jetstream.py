@@ -84,6 +84,10 @@ def _published_in(msg, event: Event):
     return telemetry.extract(msg.headers if msg.headers and "traceparent" in msg.headers else event.trace)
 
 
+class DirectGetRefused(Exception):
+    """The server answered a direct get with an error status (not "no such message")."""
+
+
 class PoisonEvent(Exception):
     """An event that can never be processed (malformed): it is terminated, not redelivered forever."""
 
@@ -328,17 +332,21 @@ class Bus:
         its history is not taken; a consumer's read (from the stream's leader) is."""
         await self.connected.wait()
         if self.direct:
-            out = await self._history_direct(case_id)
-            if through is None or (out and out[-1][1] >= through):
-                return out
-            log.info("history of %s from a lagging replica (to %s, not %d): read again from the leader",
-                     case_id, out[-1][1] if out else "nothing", through)
+            try:
+                out = await self._history_direct(case_id)
+            except DirectGetRefused as e:
+                log.warning("%s: reading it through a consumer", e)
+            else:
+                if through is None or (out and out[-1][1] >= through):
+                    return out
+                log.info("history of %s from a lagging replica (to %s, not %d): read again from the leader",
+                         case_id, out[-1][1] if out else "nothing", through)
         return await self._history_by_consumer(case_id)
 
     async def _history_direct(self, case_id: str) -> list[tuple[Event, int]]:
         """Batched direct gets (nats-server 2.11+): one request brings up to HISTORY_BATCH events of the
-        case and an end-of-batch status with how many are left; no consumer is made (a read by consumer
-        cost client and server ≈ 1.75 ms of CPU: four API calls and a consumer made and deleted)."""
+        case and an end-of-batch status with how many are left. No consumer is made: ≈ 0.9 ms of client and
+        server CPU a read, against ≈ 2.1 ms through a consumer (four API calls, a consumer made and deleted)."""
         inbox = self.nc.new_inbox()  # (under this node's inbox prefix)
         replies: asyncio.Queue = asyncio.Queue()
         sub = await self.nc.subscribe(inbox, cb=replies.put)
@@ -362,8 +370,8 @@ class Bus:
                         left = int(headers.get("Nats-Num-Pending", 0))
                         break
                     if status:
-                        raise ConnectionError(f"history of {case_id}: direct get answered {status} "
-                                              f"{headers.get('Description', '')}")
+                        raise DirectGetRefused(f"history of {case_id}: direct get answered {status} "
+                                               f"{headers.get('Description', '')}")
                     received, seq = received + 1, int(headers["Nats-Sequence"])
                     left, start = int(headers.get("Nats-Num-Pending", 0)), seq + 1
                     if published_by_claimant(headers["Nats-Subject"], ev := Event.from_json(msg.data)):
