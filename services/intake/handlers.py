@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select
@@ -191,7 +191,7 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
         return Folded(True, audience)  # not shared with this node
     if case is None and ev.type != ledger.REGISTERED:
         return Folded(False, None)
-    state = ledger.apply(case["state"] if case else None, asdict(ev))
+    state = ledger.apply(case["state"] if case else None, ev.as_dict())
     values = dict(state=state, status=state["status"], category=state.get("category"), division=state["division"],
                   holder=state["holder"], **dashboard.summary(state))
     if case is None:

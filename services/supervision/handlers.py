@@ -7,7 +7,7 @@ sees it at once (the consumer later skips it by its event id)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from itertools import groupby
 
@@ -93,7 +93,7 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
     before = db.execute(_CASE_STATE, {"case_id": ev.case_id}).scalar_one_or_none()
     if before is None and ev.type != ledger.REGISTERED:
         return False
-    state = ledger.apply(before, asdict(ev))
+    state = ledger.apply(before, ev.as_dict())
     values = dict(state=state, status=state["status"], division=state["division"], holder=state["holder"],
                   supervisor=rules.supervising_bureau(ctx.directory, state),
                   leader=(state.get("leader") or {}).get("name"),

@@ -7,9 +7,10 @@ itself; the kind lets a consumer that reacts to a few kinds of event have the se
 lf.ev.*.*.<case_id>."""
 from __future__ import annotations
 
+import copy
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from shared import clock
 
@@ -51,8 +52,19 @@ class Event:
     def subject(self) -> str:
         return case_subject(self.agency, self.type, self.case_id)
 
+    def _fields(self) -> dict:
+        return {"case_id": self.case_id, "type": self.type, "agency": self.agency, "actor": self.actor,
+                "payload": self.payload, "audience": self.audience, "id": self.id, "time": self.time,
+                "trace": self.trace}
+
+    def as_dict(self) -> dict:
+        """The envelope as a plain dict (what ledger.apply folds), with a payload of its own: a fold may keep
+        parts of it in a case's state. (dataclasses.asdict did the same at ≈ 10 × the CPU, per fold.)"""
+        return {**self._fields(), "payload": copy.deepcopy(self.payload), "audience": list(self.audience),
+                "trace": dict(self.trace)}
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(self._fields(), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Event":
