@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 log = logging.getLogger(__name__)
-IDLE_S = 5.0  # a safety net only: what no wake-up announces (rows another process wrote) is found this often
+IDLE_ENV = "LIANFANG_IDLE_POLL_S"
+# A safety net only: what no wake-up announces (rows another process wrote) is found this often. (Tests set
+# it out of reach, so whatever they wait for must come from a wake-up.)
+IDLE_S = float(os.environ.get(IDLE_ENV, "5"))
 ERROR_PAUSE_S = 0.5  # after a failed round (the database failing): not straight back to it
 
 

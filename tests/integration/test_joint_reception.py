@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared import clock, federation, ledger
+from shared import clock, federation, ledger, wakeup
 from shared.launcher import REPO, FederationProcesses, NatsServer
 from tests.support import Http, petition, pg_database_url, valid_id, wait_for
 
@@ -116,7 +116,8 @@ def host_centre(config_path, centre_path) -> None:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def fed(tmp_path_factory, request):
     """One federation per backend for the module: 信访局 hosting the centre, 人社局, 民政局 and 法院
-    (法院 answers invitations by hand: auto_sign_for off)."""
+    (法院 answers invitations by hand: auto_sign_for off). Its services' safety polls are out of reach
+    (10 minutes), so tickets, invitations, offers and events move on wake-ups alone."""
     root = tmp_path_factory.mktemp(f"joint-{request.param}")
     db = pg_database_url(request.getfixturevalue("pg"), f"jr_{root.name[-8:]}".replace("-", "_").lower()) \
         if request.param == "postgresql" else None
@@ -125,7 +126,7 @@ def fed(tmp_path_factory, request):
     (root / "centre.toml").write_text(CENTRE, encoding="utf-8")
     host_centre(spec.node(XFJ).config_path, root / "centre.toml")
     nats.secure(spec)
-    procs = FederationProcesses(spec, root / "logs")
+    procs = FederationProcesses(spec, root / "logs", env={wakeup.IDLE_ENV: "600"})
     try:
         for node in procs.nodes.values():
             node.start()

@@ -118,3 +118,32 @@ def test_a_commit_tells_what_its_unit_did_and_a_rollback_tells_nothing(db):
     with pytest.raises(ValueError):
         db.run(fails)
     assert seen == [True, False]
+
+
+def test_joint_reception_wakes_its_dispatcher_when_a_waiting_tickets_case_arrives(tmp_path):
+    """A ticket issued before the centre knew its case can be announced once the case arrives: that unit
+    of work is marked (its commit wakes the dispatcher); a case without a ticket waiting is not."""
+    from types import SimpleNamespace
+
+    from services.joint_reception import SERVICE_DIR, handlers
+    from services.joint_reception.adapters.orm import Ticket
+    from shared.bus.envelope import Event
+    from shared.db.migrations import upgrade_head
+
+    url = f"sqlite:///{tmp_path / 'joint.db'}"
+    upgrade_head(SERVICE_DIR, url)
+    db = Database(url)
+    marked = []
+    db.on_commit(lambda s: marked.append(bool(s.info.get(handlers.TICKETS_WAITING))))
+    now = datetime.now(timezone.utc)
+    db.run(lambda s: s.add(Ticket(id="T1", day=now.date().isoformat(), number="R001", topic="养老保险",
+                                  category="劳动社保", window_id="rsj", window_agency="510104-rsj", case_id="C-WAIT",
+                                  persons=1, collective=False, status="waiting", issued_by="clerk", issued_at=now,
+                                  announced=False)))
+    ctx = SimpleNamespace(agency="510104-xfj")
+    for case_id in ("C-WAIT", "C-NONE"):
+        ev = Event(case_id=case_id, type="case.registered", agency="510104-xfj", actor="clerk", audience=[ctx.agency],
+                   payload={"title": "t", "division": "510104", "category": "劳动社保"})
+        db.run(lambda s, ev=ev: handlers.on_event(s, ctx, ev))
+    db.dispose()
+    assert marked == [False, True, False]  # the ticket itself (not issued through issue_ticket), C-WAIT, C-NONE
