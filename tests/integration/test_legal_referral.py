@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from shared import federation
+from shared import federation, wakeup
 from shared.launcher import REPO
 from tests.support import valid_id, wait_for
 
@@ -53,8 +53,12 @@ def legal(fed, agency, role="clerk"):
     return fed.client(agency, role, service="legal_referral")
 
 
+# (Run with the services' safety polls out of reach: referrals and their answers move on wake-ups alone.)
+NO_POLL = {wakeup.IDLE_ENV: "600"}
+
+
 def test_supervision_labour_arbitration_steps_and_relief(start_federation):
-    fed = start_federation(nodes(XFJ, JCY, RSJ, MZJ))
+    fed = start_federation(nodes(XFJ, JCY, RSJ, MZJ), env=NO_POLL)
     # 不服生效民事判决 → the procuratorate (申请监督), accepted at once (auto_sign_for), receipt on the case
     st, r = fed.client(XFJ).post("/api/v1/petitions", petition(
         61, "不服县法院民事判决", "本人不服锦江区人民法院作出的民事判决，该判决已发生法律效力，申请再审已被驳回，请求监督纠正。",
@@ -210,7 +214,7 @@ def test_report_against_hrss_never_reaches_it(start_federation):
 
 
 def test_declined_referral_is_reclassified_and_a_clerk_overrides(start_federation, backend):
-    fed = start_federation(nodes(XFJ, FY, SFJ), backend=backend, manual_sign={SFJ, FY})
+    fed = start_federation(nodes(XFJ, FY, SFJ), backend=backend, manual_sign={SFJ, FY}, env=NO_POLL)
     st, r = fed.client(XFJ).post("/api/v1/petitions", petition(
         81, "不服行政处罚", "区市场监管局对本人作出罚款五万元的行政处罚决定，本人不服，要求复议。", "涉法涉诉"))
     case_id = r["case_id"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from shared import federation
+from shared import federation, wakeup
 from shared.launcher import REPO
 from tests.support import petition, valid_id, wait_for
 
@@ -75,9 +75,14 @@ def test_collective_visit_representatives(start_federation):
     assert any("集体访" in r for r in v["risk_reasons"])
 
 
+# (These two run with the services' safety polls out of reach: offers, retries and re-routing move on
+# wake-ups and on the dispatcher's sleep until the next retry is due.)
+NO_POLL = {wakeup.IDLE_ENV: "600"}
+
+
 def test_return_reroutes_and_too_many_returns_go_to_the_bureau(start_federation):
     nodes = NODES[:2] + [(CITY_RSJ, "成都市人力资源和社会保障局", "hrss", "510100"), NODES[3]]
-    fed = start_federation(nodes, manual_sign={RSJ, CITY_RSJ})
+    fed = start_federation(nodes, manual_sign={RSJ, CITY_RSJ}, env=NO_POLL)
     st, r = fed.client(XFJ).post("/api/v1/petitions", petition(20))
     case_id = r["case_id"]
     queue = fed.client(RSJ, "handler", service="routing")
@@ -105,7 +110,7 @@ def test_return_reroutes_and_too_many_returns_go_to_the_bureau(start_federation)
 
 
 def test_target_down_during_offer(start_federation):
-    fed = start_federation(NODES[:2])
+    fed = start_federation(NODES[:2], env=NO_POLL)
     fed.node(RSJ).stop()
     st, r = fed.client(XFJ).post("/api/v1/petitions", petition(30))
     case_id = r["case_id"]
