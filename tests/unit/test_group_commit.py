@@ -99,3 +99,23 @@ def test_the_work_runs_in_its_callers_context(db):
     with ThreadPoolExecutor(8) as pool:
         seen = list(pool.map(as_caller, [f"c{i}" for i in range(16)]))
     assert seen == [f"c{i}" for i in range(16)]
+
+
+def test_a_commit_tells_what_its_unit_did_and_a_rollback_tells_nothing(db):
+    """Database.on_commit (how a commit that staged events wakes the outbox relay)."""
+    seen = []
+    db.on_commit(lambda s: seen.append(s.info.get("marked", False)))
+
+    def marked(s):
+        s.execute(text("INSERT INTO item (name) VALUES ('a')"))
+        s.info["marked"] = True
+
+    def fails(s):
+        s.info["marked"] = True
+        raise ValueError("rolled back")
+
+    db.run(marked)
+    db.run(lambda s: s.execute(text("INSERT INTO item (name) VALUES ('b')")))
+    with pytest.raises(ValueError):
+        db.run(fails)
+    assert seen == [True, False]

@@ -1,16 +1,18 @@
 """Wake-ups of the background loops (shared/wakeup.py): a ring from another thread (where units of work
 commit) wakes the waiting task; a dispatcher sleeps until rung or its next retry is due, and looks again
-at once while it finds work; a commit tells what its unit did (Database.on_commit)."""
+at once while it finds work; joint reception marks the unit of work that should wake its dispatcher."""
 from __future__ import annotations
 
 import asyncio
 import threading
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
-import pytest
-from sqlalchemy import text
-
+from services.joint_reception import SERVICE_DIR as JOINT_RECEPTION, handlers as joint_reception
+from services.joint_reception.adapters.orm import Ticket
 from shared import wakeup
+from shared.bus.envelope import Event
+from shared.db.migrations import upgrade_head
 from shared.db.session import Database
 from shared.wakeup import IDLE_S, Wakeup, seconds_until
 
@@ -92,49 +94,14 @@ def test_a_dispatcher_wakes_when_its_next_retry_is_due(monkeypatch):
     assert asyncio.run(run()) == 2
 
 
-@pytest.fixture
-def db(tmp_path):
-    d = Database(f"sqlite:///{tmp_path / 'w.db'}")
-    with d.unit_of_work() as s:
-        s.execute(text("CREATE TABLE item (id INTEGER PRIMARY KEY)"))
-    yield d
-    d.dispose()
-
-
-def test_a_commit_tells_what_its_unit_did_and_a_rollback_tells_nothing(db):
-    seen = []
-    db.on_commit(lambda s: seen.append(s.info.get("marked", False)))
-
-    def marked(s):
-        s.execute(text("INSERT INTO item DEFAULT VALUES"))
-        s.info["marked"] = True
-
-    def fails(s):
-        s.info["marked"] = True
-        raise ValueError("rolled back")
-
-    db.run(marked)
-    db.run(lambda s: s.execute(text("INSERT INTO item DEFAULT VALUES")))
-    with pytest.raises(ValueError):
-        db.run(fails)
-    assert seen == [True, False]
-
-
 def test_joint_reception_wakes_its_dispatcher_when_a_waiting_tickets_case_arrives(tmp_path):
     """A ticket issued before the centre knew its case can be announced once the case arrives: that unit
     of work is marked (its commit wakes the dispatcher); a case without a ticket waiting is not."""
-    from types import SimpleNamespace
-
-    from services.joint_reception import SERVICE_DIR, handlers
-    from services.joint_reception.adapters.orm import Ticket
-    from shared.bus.envelope import Event
-    from shared.db.migrations import upgrade_head
-
     url = f"sqlite:///{tmp_path / 'joint.db'}"
-    upgrade_head(SERVICE_DIR, url)
+    upgrade_head(JOINT_RECEPTION, url)
     db = Database(url)
     marked = []
-    db.on_commit(lambda s: marked.append(bool(s.info.get(handlers.TICKETS_WAITING))))
+    db.on_commit(lambda s: marked.append(bool(s.info.get(joint_reception.TICKETS_WAITING))))
     now = datetime.now(timezone.utc)
     db.run(lambda s: s.add(Ticket(id="T1", day=now.date().isoformat(), number="R001", topic="养老保险",
                                   category="劳动社保", window_id="rsj", window_agency="510104-rsj", case_id="C-WAIT",
@@ -144,6 +111,6 @@ def test_joint_reception_wakes_its_dispatcher_when_a_waiting_tickets_case_arrive
     for case_id in ("C-WAIT", "C-NONE"):
         ev = Event(case_id=case_id, type="case.registered", agency="510104-xfj", actor="clerk", audience=[ctx.agency],
                    payload={"title": "t", "division": "510104", "category": "劳动社保"})
-        db.run(lambda s, ev=ev: handlers.on_event(s, ctx, ev))
+        db.run(lambda s, ev=ev: joint_reception.on_event(s, ctx, ev))
     db.dispose()
     assert marked == [False, True, False]  # the ticket itself (not issued through issue_ticket), C-WAIT, C-NONE
