@@ -33,7 +33,9 @@ def table(result: dict) -> str:
               f"intake {result['federation_cpu_pct']['intake']}  ({result['machine']['cpus']} cores)",
               f"CPU per petition (ms, net of idle): {result['cpu_per_petition']['ms_total']} in all — "
               + ", ".join(f"{k} {v}" for k, v in result['cpu_per_petition']['ms_by_kind'].items())
-              + f"; ceiling ≈ {result['cpu_per_petition']['ceiling_per_s']} petitions/s on this machine",
+              + f"; ceiling ≈ {result['cpu_per_petition']['ceiling_per_s']} petitions/s on this machine "
+              f"({result['cpu_per_petition'].get('ms_total_with_idle')} ms and "
+              f"{result['cpu_per_petition'].get('ceiling_with_idle_per_s')}/s counting what it burns idle)",
               "", f"{'process':<26} {'CPU s':>7} {'idle %':>7} {'peak RSS MB':>12}"]
     for name, p in sorted(result["processes"].items(), key=lambda kv: -kv[1].get("cpu_s", 0)):
         lines.append(f"{name:<26} {p.get('cpu_s', 0):>7.1f} {p.get('cpu_pct_by_phase', {}).get('idle', 0):>7.1f} "
