@@ -1,6 +1,6 @@
-"""Wake-ups for the background loops of a service (the outbox relay, the dispatchers, the checker), so they
-sleep while there is nothing to do instead of polling: an idle federation of 35 processes spent a third of
-a core on polls every 0.25–1 s."""
+"""Wake-ups for the background loops of a service (the outbox relay, the dispatchers), so they sleep while
+there is nothing to do instead of polling: an idle federation of 35 processes spent a third of a core on
+polls every 0.25–1 s."""
 from __future__ import annotations
 
 import asyncio
