@@ -94,10 +94,10 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
     if before is None and ev.type != ledger.REGISTERED:
         return False
     state = ledger.apply(before, ev.as_dict())
+    supervisor = rules.supervising_bureau(ctx.directory, state)
     values = dict(state=state, status=state["status"], division=state["division"], holder=state["holder"],
-                  supervisor=rules.supervising_bureau(ctx.directory, state),
-                  leader=(state.get("leader") or {}).get("name"),
-                  next_check=ledger.local_date(clock.now()).isoformat())  # something changed: look at it again now
+                  supervisor=supervisor, leader=(state.get("leader") or {}).get("name"),
+                  next_check=_next_look(ctx, state) if supervisor == ctx.agency else None)
     if before is None:
         db.execute(_CASE_INSERT, dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time), **values))
     else:
@@ -118,6 +118,18 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
                          sha256=hashlib.sha256(p["text"].encode()).hexdigest(), agency=ev.agency, actor=ev.actor,
                          issued_at=ev.time))
     return True
+
+
+def _next_look(ctx: SupervisionContext, state: dict) -> str | None:
+    """The day this node's checker should look at a case it supervises: today when a 督查督办 notice is due
+    now, else the first day one may become due. (Worked out as the case changes: the checker used to look
+    at every case again after each of its events — a unit of work each, mostly to find nothing due.)"""
+    now = ctx.checker_now()
+    if rules.pending_notices(state, now, remind_days=ctx.remind_days, supervisor=ctx.agency,
+                             escalation=rules.escalation_bureau(ctx.directory, ctx.agency), names=ctx.name):
+        return ledger.local_date(now).isoformat()
+    nxt = rules.next_check(state, now, ctx.remind_days)
+    return nxt.isoformat() if nxt else None
 
 
 def _keep_summary(s: Session, case_id: str, state: dict, event_time: str) -> None:
