@@ -443,12 +443,6 @@ def due_invitations(s: Session) -> list[tuple[InvitationOut, JointSession]]:
     return [(i, sess) for i, sess in rows]
 
 
-def next_invitation_try(s: Session) -> datetime | None:
-    """When the earliest invitation waiting to be tried again is due."""
-    return s.scalar(select(func.min(InvitationOut.next_try_at)).where(InvitationOut.delivery == "pending",
-                                                                      InvitationOut.next_try_at > utcnow()))
-
-
 def invitation_delivered(s: Session, session_id: str, agency: str, answer: str, reason: str | None) -> None:
     inv = s.get(InvitationOut, (session_id, agency))
     inv.delivery, inv.last_error = "delivered", None

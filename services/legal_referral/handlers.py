@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, fields
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -227,12 +227,6 @@ def due_referrals(s: Session) -> list[ReferralOut]:
                           .where(ReferralOut.status == "pending", ReferralOut.next_try_at <= utcnow(),
                                  OutboxRow.published_at.is_not(None))
                           .order_by(ReferralOut.next_try_at).limit(100)))
-
-
-def next_referral_try(s: Session) -> datetime | None:
-    """When the earliest referral waiting to be tried again is due."""
-    return s.scalar(select(func.min(ReferralOut.next_try_at)).where(ReferralOut.status == "pending",
-                                                                    ReferralOut.next_try_at > utcnow()))
 
 
 def referral_delivered(s: Session, ref_id: str) -> None:

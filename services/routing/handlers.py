@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.routing.adapters.orm import OfferIn, OfferOut, RoutedCase
@@ -96,12 +96,6 @@ def due_offers(s: Session) -> list[tuple[OfferOut, RoutedCase, dict]]:
                             OutboxRow.published_at.is_not(None))
                      .order_by(OfferOut.next_try_at).limit(100))
     return [(o, rc, headers) for o, rc, headers in rows]
-
-
-def next_offer_try(s: Session) -> datetime | None:
-    """When the earliest offer waiting to be tried again is due."""
-    return s.scalar(select(func.min(OfferOut.next_try_at)).where(OfferOut.status == "pending",
-                                                                 OfferOut.next_try_at > utcnow()))
 
 
 def offers_delivered(s: Session, offers: list[tuple[str, int]]) -> None:

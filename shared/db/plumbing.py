@@ -5,7 +5,7 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, select
+from sqlalchemy import JSON, ColumnElement, DateTime, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import rows
@@ -52,6 +52,12 @@ def already_processed(s: Session, consumer: str, event_id: str) -> bool:
         return True
     s.connection().execute(InboxRow.__table__.insert(), dict(consumer=consumer, event_id=event_id))
     return False
+
+
+def next_retry(s: Session, next_try_at, pending: ColumnElement) -> datetime | None:
+    """When the earliest owed delivery (`pending`) is due to be tried again: a dispatcher sleeps until then
+    (shared.wakeup.dispatch). `next_try_at` is the column of the table of deliveries."""
+    return s.scalar(select(func.min(next_try_at)).where(pending, next_try_at > utcnow()))
 
 
 GENESIS = "0" * 64
