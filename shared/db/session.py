@@ -166,6 +166,12 @@ class GroupCommit:
                     self._queue.put(item)  # stop after this group
                     break
                 group.append(item[2])
+            # A caller that gave up (its task cancelled: a gRPC deadline, a stop) cancels its future while
+            # the work waits; that work is skipped. Once taken, a future can no longer be cancelled, so
+            # its result is always handed out (setting one on a cancelled future would kill this thread).
+            group = [(work, fut) for work, fut in group if fut.set_running_or_notify_cancel()]
+            if not group:
+                continue
             self._commit(group)
             metrics.inc("lianfang_db_commits_total", "SQLite transactions committed by the group-commit writer")
             metrics.inc("lianfang_db_units_of_work_total", "units of work those commits carried", len(group))

@@ -119,3 +119,45 @@ def test_a_commit_tells_what_its_unit_did_and_a_rollback_tells_nothing(db):
     with pytest.raises(ValueError):
         db.run(fails)
     assert seen == [True, False]
+
+
+@pytest.mark.parametrize("queued", [1, 3], ids=["alone", "in a group"])
+def test_a_caller_that_gives_up_is_skipped_and_the_writer_carries_on(db, queued):
+    """A caller's task cancelled while its work waits (a gRPC deadline, a stop) cancels its future. That
+    work is not run, and the writer goes on serving everyone else (it once died setting a result on the
+    cancelled future, and every later caller of the node waited for good)."""
+    gate, started = threading.Event(), threading.Event()
+
+    def blocker(s):
+        started.set()
+        gate.wait(5)
+
+    def insert(name):
+        return lambda s: s.execute(text("INSERT INTO item (name) VALUES (:n)"), {"n": name}).rowcount
+
+    first = db._group.submit(blocker)
+    assert started.wait(5)  # the writer is busy: what follows queues
+    abandoned = db._group.submit(insert("abandoned"))
+    waiting = [db._group.submit(insert(f"kept {i}")) for i in range(queued - 1)]
+    assert abandoned.cancel()
+    gate.set()
+    first.result(5)
+    assert [f.result(5) for f in waiting] == [1] * (queued - 1)
+    assert db._group.submit(insert("after")).result(5) == 1
+    assert names(db) == {f"kept {i}" for i in range(queued - 1)} | {"after"}
+
+
+def test_a_caller_cancelled_once_its_work_runs_still_gets_it_committed(db):
+    gate, started = threading.Event(), threading.Event()
+
+    def slow_insert(s):
+        started.set()
+        gate.wait(5)
+        return s.execute(text("INSERT INTO item (name) VALUES ('taken up')")).rowcount
+
+    fut = db._group.submit(slow_insert)
+    assert started.wait(5)
+    assert not fut.cancel()  # too late: the work is running and its commit will be kept
+    gate.set()
+    assert fut.result(5) == 1
+    assert names(db) == {"taken up"}
