@@ -12,7 +12,7 @@ from typing import Callable, Coroutine, Iterable
 import uvicorn
 from fastapi import FastAPI
 
-from shared import logs, rpc, telemetry
+from shared import logs, rpc, stacks, telemetry
 from shared.bus.jetstream import Bus
 from shared.bus.outbox import OutboxRelay
 from shared.config import Directory, NodeConfig, load_directory, load_node
@@ -58,6 +58,7 @@ class ServiceRuntime:
 
     async def start(self, grpc_services: Iterable[tuple[object, object, str]] = ()) -> None:
         telemetry.setup(self.service, self.agency)
+        stacks.install(asyncio.get_running_loop())  # kill -USR1: where every thread and task waits (OPERATIONS)
         # Threads mostly wait on the database's group commit; more of them let more work share a commit.
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64,
                                                                            thread_name_prefix="lianfang"))

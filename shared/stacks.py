@@ -1,0 +1,42 @@
+"""`kill -USR1 <pid>`: a service process logs where each of its threads and asyncio tasks is waiting.
+
+For an operator whose node has stopped making progress while its /healthz still answers: py-spy shows
+threads, but not which coroutine waits on what. One log record (WARNING, logger shared.stacks) holds it all."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import threading
+import traceback
+
+log = logging.getLogger(__name__)
+
+
+def report() -> str:
+    """Every thread's stack, then every pending asyncio task's (of the running loop)."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    parts = [f"thread {names.get(ident, ident)}:\n{''.join(traceback.format_stack(frame))}"
+             for ident, frame in sys._current_frames().items()]
+    for task in asyncio.all_tasks():
+        parts.append(f"task {task.get_name()}:\n{''.join(_awaiting(task.get_coro()))}")
+    return "\n".join(parts)
+
+
+def _awaiting(coro) -> list[str]:
+    """The chain of awaits of a suspended coroutine, outermost first (Task.get_stack gives only the outermost)."""
+    lines = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is None:  # a Future or a finished coroutine: the end of the chain
+            lines.append(f"  awaits {coro!r}\n")
+            break
+        lines.append(f'  File "{frame.f_code.co_filename}", line {frame.f_lineno}, in {frame.f_code.co_name}\n')
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) or getattr(coro, "ag_await", None)
+    return lines
+
+
+def install(loop: asyncio.AbstractEventLoop) -> None:
+    """Log report() on SIGUSR1 (from the event loop: a loop that is itself stuck logs nothing, which tells too)."""
+    loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning("stacks on SIGUSR1\n%s", report()))
