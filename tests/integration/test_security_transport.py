@@ -4,6 +4,7 @@ Real node processes, a real nats-server with TLS and per-node users, real gRPC s
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
 import ssl
 
@@ -14,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared import federation, rpc
 from shared.bus.envelope import Event
+from shared.bus import jetstream
 from shared.bus.jetstream import Bus, client_tls, inbox_prefix
 from shared.certs import DevCA
 from shared.config import BusConfig
@@ -196,3 +198,27 @@ def test_bus_user_publishes_only_as_itself(nats, tmp_path):
             await nc.close()
 
     asyncio.run(scenario())
+
+
+def test_closing_the_bus_connection_to_a_frozen_server_is_bounded(nats, tmp_path):
+    """Over TLS nats-py's close waits for the server's answer; a server that is gone or frozen may never
+    give one, and a service then neither closed nor reconnected (stuck for minutes in test_faults).
+    jetstream.CLOSE_S bounds it: the socket is dropped and the service goes on."""
+    fed = federation.build(tmp_path / "fed", nats.url, NODES)
+    nats.secure(fed)
+
+    async def scenario() -> float:
+        bus = Bus(BusConfig(url=fed.nats_url, user=CIVIL, password=fed.node(CIVIL).bus_password), "test",
+                  tls=fed.node(CIVIL).tls)
+        await asyncio.wait_for(bus.connect(asyncio.Event()), 15)
+        nats.proc.send_signal(signal.SIGSTOP)  # the server stops answering, the connection stays up
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await asyncio.wait_for(bus.nc.close(), 20)  # unbounded, TLS's own shutdown timeout is 30 s
+            return loop.time() - started
+        finally:
+            nats.proc.send_signal(signal.SIGCONT)
+
+    took = asyncio.run(scenario())
+    assert took < jetstream.CLOSE_S + 5, took
