@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import weakref
 from pathlib import Path
 
 from shared.bus.jetstream import permissions
@@ -219,6 +220,8 @@ class NodeProcesses:
 
 
 class FederationProcesses:
+    running: "weakref.WeakSet[FederationProcesses]" = weakref.WeakSet()  # started and not yet stopped
+
     def __init__(self, fed: Federation, log_dir: Path, env: dict | None = None, services=SERVICE_NAMES):
         """env: extra environment for every process (e.g. LIANFANG_CLOCK_FILE in tests); services: which
         services every node runs (all by default; a test that needs intake and routing only saves CPU)."""
@@ -227,6 +230,7 @@ class FederationProcesses:
 
     def start(self, timeout: float = 60) -> "FederationProcesses":
         """Start every node, then wait until all are ready (`timeout` for each node)."""
+        FederationProcesses.running.add(self)
         for n in self.nodes.values():
             n.start()
         for n in self.nodes.values():
@@ -234,8 +238,37 @@ class FederationProcesses:
         return self
 
     def stop(self) -> None:
+        FederationProcesses.running.discard(self)
         for n in self.nodes.values():
             n.stop()
+
+    def stacks(self, wait: float = 2.0) -> str:
+        """Where each service process waits (kill -USR1, shared/stacks.py): its asyncio tasks that are in
+        Lianfang's own code. For a failed test's report (tests/conftest.py), whose logs are gone after CI."""
+        procs = [(f"{agency}/{svc}", node.log_dir / f"{agency}-{svc}.log", p)
+                 for agency, node in self.nodes.items() for svc, p in node.procs.items()]
+        seen = {name: log.stat().st_size if log.exists() else 0 for name, log, _ in procs}
+        for _, _, p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGUSR1)
+        time.sleep(wait)
+        out = []
+        for name, log, p in procs:
+            if p.poll() is not None:
+                out.append(f"{name}: exited ({p.returncode})")
+                continue
+            with open(log, "rb") as f:
+                f.seek(seen[name])
+                lines = f.read().decode(errors="replace").splitlines()
+            report = next((json.loads(line)["message"] for line in lines
+                           if line.startswith("{") and "stacks on SIGUSR1" in line), None)
+            if report is None:
+                out.append(f"{name}: no answer to SIGUSR1 within {wait} s (its event loop is blocked)")
+            else:
+                own = [part for part in report.split("\n\n") if part.lstrip().startswith("task ")
+                       and ("/shared/" in part or "/services/" in part) and "uvicorn/lifespan" not in part]
+                out.append(f"{name}:\n" + "\n".join(own))
+        return "\n".join(out)
 
 
 def endpoints(fed: Federation) -> dict:

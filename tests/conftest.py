@@ -17,6 +17,17 @@ REPO = Path(__file__).resolve().parent.parent
 _counter = itertools.count()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that fails while service processes run reports where each of them waits (the processes'
+    logs are gone once CI is over; this is how a stall is told from a slow machine)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for procs in list(FederationProcesses.running):
+            report.sections.append(("service stacks (kill -USR1)", procs.stacks()))
+
+
 @pytest.fixture(scope="session")
 def pg(tmp_path_factory):
     server = PostgresServer(Path("/tmp") / f"lianfang-pg-{tmp_path_factory.getbasetemp().name}").start()

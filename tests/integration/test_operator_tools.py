@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -374,3 +375,20 @@ def test_node_start_runs_the_nodes_services_until_stopped(nats, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_failed_test_reports_where_each_service_waits(start_federation):
+    """tests/conftest.py adds FederationProcesses.stacks() to a failed test's report: each process's own
+    asyncio tasks (kill -USR1), or that it did not answer — its event loop is blocked."""
+    fed = start_federation([NODES[0]], services=("intake", "routing"))
+    text = fed.procs.stacks()
+    assert f"{XFJ}/intake:\ntask " in text and "services/intake/entrypoints/consumer.py" in text, text
+    assert "sqlite-group-commit" not in text  # threads are left out: py-spy shows those
+    routing = fed.procs.nodes[XFJ].procs["routing"]
+    routing.send_signal(signal.SIGSTOP)  # as good as an event loop that is blocked
+    try:
+        text = fed.procs.stacks(wait=1)
+    finally:
+        routing.send_signal(signal.SIGCONT)
+    assert f"{XFJ}/routing: no answer to SIGUSR1" in text, text
+    assert "services/intake/entrypoints/consumer.py" in text
