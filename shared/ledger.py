@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 from shared import risk
 
 REGISTERED = "case.registered"          # 登记
-ROUTED = "case.routed"                  # 分办决定 (rule and reasons)
+ROUTED = "case.routed"                  # 分办决定 as an event of its own: only in ledgers written before 2026-11-29
 OFFERED = "case.offered"                # 交办/转送
 SIGNED_FOR = "case.signed_for"          # 签收
 RETURNED = "case.returned"              # 退回
@@ -32,6 +32,8 @@ def apply(state: dict | None, ev: dict) -> dict:
     t, p = ev["type"], ev["payload"]
     s = dict(state or {})
     s["audience"] = sorted(set(s.get("audience", [])) | set(ev.get("audience", [])))
+    if "routing" in p and t in (OFFERED, MANUAL_REVIEW, LEGAL_HANDOVER):
+        _note_routing(s, p["routing"])  # 分办决定 travels with the 交办, 转人工 or 诉访分离 it led to
     if t == REGISTERED:
         s.update(case_id=ev["case_id"], status="registered", origin=ev["agency"], holder=ev["agency"],
                  lead=None, co_handlers=[], offered_to=None, returns=0, repeat_count=0,
@@ -41,8 +43,7 @@ def apply(state: dict | None, ev: dict) -> dict:
                  query_code_hash=p.get("query_code_hash"), reported_agency=p.get("reported_agency"),
                  routing=None)
     elif t == ROUTED:
-        s["routing"] = {k: p.get(k) for k in ("target", "lead", "co_handlers", "rule", "reason", "attempt")}
-        s["flags"] = sorted(set(s.get("flags", [])) | set(p.get("flags", [])))
+        _note_routing(s, p)
     elif t == OFFERED:
         s.update(status="offered", offered_to=p["to"], lead=p.get("lead") or p["to"],
                  co_handlers=list(p.get("co_handlers", [])))
@@ -68,6 +69,12 @@ def apply(state: dict | None, ev: dict) -> dict:
         _HANDLING_REDUCERS[t](s, ev, p)
     s["version"] = s.get("version", 0) + 1
     return s
+
+
+def _note_routing(s: dict, decision: dict) -> None:
+    """分办决定: the rule, target and reasons (internal), and its flags (越级 …) on the case."""
+    s["routing"] = {k: decision.get(k) for k in ("target", "lead", "co_handlers", "rule", "reason", "attempt")}
+    s["flags"] = sorted(set(s.get("flags", [])) | set(decision.get("flags", [])))
 
 
 def deadlines(state: dict, now: datetime) -> list[dict]:

@@ -55,17 +55,19 @@ def route(s: Session, ctx: RoutingContext, rc: RoutedCase) -> None:
     rc.audience = sorted((set(rc.audience) | {d.target, *d.co_handlers}) - {rc.reported_agency})
     record = {**asdict(d), "attempt": rc.attempt, "category": rc.category or "其他", "lead": d.target}
     rc.decisions = [*rc.decisions, record]
-    _stage(s, ctx, rc.case_id, ledger.ROUTED, record, rc.audience)
+    # The decision travels with the event it leads to (one event less per petition on every consumer
+    # of the ledger than a case.routed of its own); the petitioner's progress view shows none of it.
     if d.manual:
-        _stage(s, ctx, rc.case_id, ledger.MANUAL_REVIEW, {"bureau": d.target, "reason": d.reason}, rc.audience)
+        _stage(s, ctx, rc.case_id, ledger.MANUAL_REVIEW, {"bureau": d.target, "reason": d.reason, "routing": record},
+               rc.audience)
         return
     if "legal_channel" in d.flags and "legal_referral" in SERVICE_NAMES:
         # 诉访分离: not offered as a petition; this node's legal-referral service classifies and refers it.
-        _stage(s, ctx, rc.case_id, ledger.LEGAL_HANDOVER, {"attempt": rc.attempt, "rule": d.rule, "reason": d.reason},
-               rc.audience)
+        _stage(s, ctx, rc.case_id, ledger.LEGAL_HANDOVER,
+               {"attempt": rc.attempt, "rule": d.rule, "reason": d.reason, "routing": record}, rc.audience)
         return
     offered = _stage(s, ctx, rc.case_id, ledger.OFFERED, {"to": d.target, "lead": d.target, "co_handlers": d.co_handlers,
-                                                          "attempt": rc.attempt}, rc.audience)
+                                                          "attempt": rc.attempt, "routing": record}, rc.audience)
     s.add(OfferOut(case_id=rc.case_id, attempt=rc.attempt, target=d.target, event_id=offered.id, status="pending",
                    tries=0, next_try_at=utcnow(), flagged=False))
 

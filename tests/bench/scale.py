@@ -73,6 +73,7 @@ def _shape(n_events: int) -> tuple[str, list[tuple[str, str, str, str, str]]]:
             "persons": 1, "collective": False, "representatives": 0, "anonymous": False, "target_agency": None,
             "reported_agency": None, "petitioner_pseudonym": "@PSEUDO@", "query_code_hash": "@QCH@", "flags": [],
             "risk": {"level": None, "reasons": []}}),
+        # (years of history: a ledger written before 2026-11-29 has the 分办决定 as an event of its own)
         (ledger.ROUTED, origin, "routing", "@T1@", {
             "rule": "default", "reason": "规则 default：按类别由属地主管部门办理；属地 @DIV@", "target": "@HOLDER@",
             "co_handlers": [], "flags": [], "manual": False, "notice": None, "attempt": 1, "category": "@CAT@",

@@ -71,7 +71,7 @@ def test_supervision_labour_arbitration_steps_and_relief(start_federation):
     assert re.fullmatch(r"\(20\d\d\)川0104民监\d+号", receipt), receipt
     types = [e["type"] for e in v["events"]]
     assert "case.offered" not in types  # 诉访分离: never offered to the bureau as a petition
-    assert types[:4] == ["case.registered", "case.routed", "case.legal_handover", "case.legal_classified"]
+    assert types[:3] == ["case.registered", "case.legal_handover", "case.legal_classified"]
     classified = v["legal"]["classification"]
     assert classified["rule"] == "judgment-supervision" and any("不服+判决" in x for x in classified["reasons"])
     text = v["legal"]["notice"]["text"]

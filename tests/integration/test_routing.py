@@ -45,8 +45,9 @@ def test_routing_across_the_federation(start_federation):
     st, up = fed.client(CITY).post("/api/v1/petitions", petition(3))
     v = wait_for(lambda: held_by(fed, CITY, up["case_id"], RSJ), what="county body signs a 越级 case")
     assert "skipped_level" in v["flags"]
-    routed = next(e for e in v["events"] if e["type"] == "case.routed")
-    assert "逐级走访" in routed["payload"]["notice"]
+    offered = next(e for e in v["events"] if e["type"] == "case.offered")  # the 分办决定 travels with the 交办
+    assert offered["payload"]["routing"]["rule"] == v["routing"]["rule"]
+    assert "逐级走访" in offered["payload"]["routing"]["notice"]
 
     # 重信重访: the same person and matter at another node → linked, no second case
     st, again = fed.client(CITY).post("/api/v1/petitions", petition(1, content=petition(1)["content"] + "至今未解决。"))

@@ -41,9 +41,8 @@ def generated_cases(n: int, seed: int = 5) -> list[list[dict]]:
         add = lambda type_, at, agency=holder, **payload: evs.append((type_, at, agency, payload))  # noqa: E731
         add(ledger.REGISTERED, t0, BUREAU, category="劳动社保", division=rnd.choice(DIVISIONS), channel="visit",
             title=f"事项{i}", persons=1, flags=[])
-        add(ledger.ROUTED, t0 + timedelta(minutes=1), BUREAU, target=holder,
-            flags=["skipped_level"] if rnd.random() < 0.1 else [])
-        add(ledger.OFFERED, t0 + timedelta(minutes=1), BUREAU, to=holder)
+        add(ledger.OFFERED, t0 + timedelta(minutes=1), BUREAU, to=holder,
+            routing={"target": holder, "flags": ["skipped_level"] if rnd.random() < 0.1 else []})
         if rnd.random() < 0.95:
             add(ledger.SIGNED_FOR, t0 + timedelta(hours=rnd.uniform(1, 30)))
         t = t0 + timedelta(days=rnd.uniform(1, 22))  # 受理告知 due within 15 days: some late

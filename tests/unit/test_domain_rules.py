@@ -44,6 +44,22 @@ def _ev(type_, agency, payload=None, n=[0]):
 REG = {"channel": "visit", "division": "510104", "category": "劳动社保", "title": "t", "persons": 1}
 
 
+def test_the_routing_decision_travels_with_the_event_it_led_to_and_older_ledgers_still_fold():
+    decision = {"target": "rsj", "lead": "rsj", "co_handlers": [], "rule": "labour", "reason": "规则 labour",
+                "attempt": 1, "flags": ["skipped_level"], "notice": "逐级走访"}
+    registered = ledger.apply(None, _ev(ledger.REGISTERED, "xfj", REG))
+    for carrier, payload in ((ledger.OFFERED, {"to": "rsj"}), (ledger.MANUAL_REVIEW, {"bureau": "xfj"}),
+                             (ledger.LEGAL_HANDOVER, {"attempt": 1})):
+        s = ledger.apply(registered, _ev(carrier, "xfj", {**payload, "routing": decision}))
+        assert s["routing"] == {k: decision[k] for k in ("target", "lead", "co_handlers", "rule", "reason", "attempt")}
+        assert "skipped_level" in s["flags"], carrier
+    # a ledger written before 2026-11-29 has the decision as an event of its own: the same state results
+    old = ledger.apply(ledger.apply(registered, _ev(ledger.ROUTED, "xfj", decision)), _ev(ledger.OFFERED, "xfj", {"to": "rsj"}))
+    new = ledger.apply(registered, _ev(ledger.OFFERED, "xfj", {"to": "rsj", "routing": decision}))
+    assert {k: v for k, v in old.items() if k != "version"} == {k: v for k, v in new.items() if k != "version"}
+    assert ledger.ROUTED in ledger.INTERNAL_TYPES  # (never in the petitioner's progress view)
+
+
 def test_ledger_fold_sign_for_only_by_the_offered_body():
     s = ledger.apply(None, _ev(ledger.REGISTERED, "xfj", REG))
     assert s["holder"] == "xfj" and s["status"] == "registered"  # 首问负责: the receiving desk holds it
