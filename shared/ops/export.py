@@ -111,6 +111,8 @@ def _summary(e: dict, name) -> str:
         return f"{p.get('title', '')}：{p.get('content', '')}"
     if e["type"] in ledger.DECISION_TYPES:
         return f"《{p.get('title') or e['label']}》（全文见第五部分）"
+    # the 分办决定 travels with the 交办 (or 转人工, 诉访分离) it led to: its rule, reasons and notice count too
+    p = {**{k: v for k, v in (p.get("routing") or {}).items() if k in ("rule", "reason", "notice")}, **p}
     parts = []
     for k, label in _SUMMARY_KEYS.items():
         v = p.get(k)
