@@ -135,7 +135,8 @@ class Bus:
                 self.nc = await asyncio.wait_for(nats.connect(
                     servers=self.cfg.url.split(","), user=self.cfg.user, password=self.cfg.password,
                     tls=client_tls(self.tls) if self.tls else None, inbox_prefix=self.inbox, name=self.name,
-                    connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5, allow_reconnect=True),
+                    connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5, allow_reconnect=True,
+                    disconnected_cb=self._lost, reconnected_cb=self._back),
                     timeout=CONNECT_ATTEMPT_S)
                 self.js = self.nc.jetstream(timeout=10)
                 await self.ensure_stream()
@@ -149,6 +150,18 @@ class Bus:
                     self.nc = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    @property
+    def up(self) -> bool:
+        """Connected now (`connected` tells only that the first connection was made): /healthz's "bus"."""
+        return self.nc is not None and self.nc.is_connected
+
+    async def _lost(self) -> None:
+        if self.nc is not None and self.nc.is_reconnecting:  # (not a close: that calls this too)
+            log.warning("bus connection lost; reconnecting (%s)", self.name)
+
+    async def _back(self) -> None:
+        log.warning("bus connection back (%s, %s)", self.name, self.nc.connected_url.netloc if self.nc else "?")
 
     async def ensure_stream(self) -> None:
         cfg = StreamConfig(name=self.cfg.stream, subjects=[f"{SUBJECT_ROOT}.>"], storage=StorageType.FILE,

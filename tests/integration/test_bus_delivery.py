@@ -487,3 +487,33 @@ def test_history_is_read_by_direct_gets_and_by_a_consumer_when_they_cannot_serve
     assert direct == current == lagging == without
     assert none == []
     assert by_consumer == ["C-D", "C-D"]  # the lagging read and the one without direct gets
+
+
+def test_a_lost_bus_connection_shows_in_health_and_in_the_log(nats, caplog):
+    """`Bus.up` (/healthz's "bus") is whether the connection is up now, and losing and regaining it is
+    logged — not only whether a first connection was ever made."""
+    async def scenario() -> list[bool]:
+        bus, stop = Bus(BusConfig(url=nats.url), "test-health"), asyncio.Event()
+        await asyncio.wait_for(bus.connect(stop), 15)
+        seen = [bus.up]
+        nats.stop()
+        seen.append(await _until(lambda: not bus.up))
+        nats.start()
+        seen.append(await _until(lambda: bus.up, timeout=30))
+        await bus.close()
+        return seen
+
+    with caplog.at_level("WARNING", logger="shared.bus.jetstream"):
+        assert asyncio.run(scenario()) == [True, True, True]
+    messages = [r.getMessage() for r in caplog.records]
+    lost = next(i for i, m in enumerate(messages) if m.startswith("bus connection lost; reconnecting (test-health)"))
+    assert any(m.startswith("bus connection back (test-health") for m in messages[lost:]), messages
+    assert sum("bus connection lost" in m for m in messages) == 1  # the final close is not a loss
+
+
+async def _until(condition, timeout: float = 15) -> bool:
+    for _ in range(int(timeout * 10)):
+        if condition():
+            return True
+        await asyncio.sleep(0.1)
+    return False

@@ -410,6 +410,6 @@ def build_router(rt, ctx: handlers.CentreContext) -> APIRouter:
 
     @router.get("/healthz", include_in_schema=False)
     async def healthz():
-        return JSONResponse({"ok": True, "bus": rt.bus.connected.is_set(), "centre": ctx.centre is not None})
+        return JSONResponse({"ok": True, "bus": rt.bus.up, "centre": ctx.centre is not None})
 
     return router

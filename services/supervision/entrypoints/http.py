@@ -200,6 +200,6 @@ def build_router(rt, ctx: handlers.SupervisionContext) -> APIRouter:
 
     @router.get("/healthz", include_in_schema=False)
     async def healthz():
-        return JSONResponse({"ok": True, "bus": rt.bus.connected.is_set()})
+        return JSONResponse({"ok": True, "bus": rt.bus.up})
 
     return router
