@@ -15,6 +15,7 @@ import urllib.request
 import weakref
 from pathlib import Path
 
+from shared import stacks
 from shared.bus.jetstream import permissions
 from shared.config import SERVICE_NAMES, TlsConfig
 from shared.federation import Federation, NodeSpec, free_port
@@ -261,13 +262,11 @@ class FederationProcesses:
                 f.seek(seen[name])
                 lines = f.read().decode(errors="replace").splitlines()
             report = next((json.loads(line)["message"] for line in lines
-                           if line.startswith("{") and "stacks on SIGUSR1" in line), None)
+                           if line.startswith("{") and stacks.HEADING in line), None)
             if report is None:
                 out.append(f"{name}: no answer to SIGUSR1 within {wait} s (its event loop is blocked)")
             else:
-                own = [part for part in report.split("\n\n") if part.lstrip().startswith("task ")
-                       and ("/shared/" in part or "/services/" in part) and "uvicorn/lifespan" not in part]
-                out.append(f"{name}:\n" + "\n".join(own))
+                out.append(f"{name}:\n" + "\n".join(stacks.own_tasks(report)))
         return "\n".join(out)
 
 

@@ -12,6 +12,7 @@ import threading
 import traceback
 
 log = logging.getLogger(__name__)
+HEADING = "stacks on SIGUSR1"  # the log record's first line
 
 
 def report() -> str:
@@ -37,6 +38,12 @@ def _awaiting(coro) -> list[str]:
     return lines
 
 
+def own_tasks(text: str) -> list[str]:
+    """Of a report(): the asyncio tasks waiting in Lianfang's own code (not the server's lifespan, not threads)."""
+    return [part for part in text.split("\n\n") if part.lstrip().startswith("task ")
+            and ("/shared/" in part or "/services/" in part) and "uvicorn/lifespan" not in part]
+
+
 def install(loop: asyncio.AbstractEventLoop) -> None:
     """Log report() on SIGUSR1 (from the event loop: a loop that is itself stuck logs nothing, which tells too)."""
-    loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning("stacks on SIGUSR1\n%s", report()))
+    loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning("%s\n%s", HEADING, report()))
