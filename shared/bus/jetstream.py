@@ -13,11 +13,11 @@ import ssl
 from typing import Awaitable, Callable
 
 import nats
-from nats.aio.transport import TcpTransport
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from shared import telemetry
+from shared.bus import nats_fixes  # noqa: F401  (applied on import)
 from shared.bus.envelope import SUBJECT_ROOT, Event, case_history_filter
 from shared.bus.pull import ConsumerGone, Puller
 from shared.config import BusConfig, TlsConfig
@@ -30,7 +30,6 @@ Handler = Callable[[Event, int], Awaitable[None]]  # (event, stream sequence)
 PassOver = Callable[[Event, int], bool]  # True: nothing to do for this event (acknowledged, no span, no handler)
 Together = Callable[[list[tuple[Event, int]]], Awaitable[None]]  # a pulled batch's events, in ledger order
 CONNECT_ATTEMPT_S = 15.0  # one connection attempt, TLS handshake included
-CLOSE_S = 3.0  # how long closing a connection may wait for the server (then the socket is dropped)
 HISTORY_FETCH_S = 5.0  # one read of a case's history; a loaded server can take seconds
 HISTORY_BATCH = 256  # events one request of a history read brings at most
 # Consumers the ledger stream may have: 5 durable ones per node, plus the short-lived ones of history
@@ -64,26 +63,6 @@ def permissions(agency: str, stream: str = BusConfig().stream) -> dict[str, list
                     f"$JS.ACK.{stream}.>"],
         "subscribe": [f"{inbox_prefix(agency)}.>"],
     }
-
-
-def _bound_transport_close() -> None:
-    """nats-py awaits its transport's close without a bound, in close() and before every reconnect
-    (nats-io/nats.py#598, #671). Over TLS that close waits for the server's answer, which a server that
-    is gone or frozen may never give: the client then neither closes nor reconnects, and the service
-    waits on the bus for good (seen in test_faults: a routing service stuck for minutes in Bus.connect's
-    close after a first attempt timed out). Bounded here; past the bound the socket is aborted."""
-    unbounded = TcpTransport.wait_closed
-
-    async def wait_closed(self) -> None:
-        try:
-            await asyncio.wait_for(unbounded(self), CLOSE_S)
-        except asyncio.TimeoutError:
-            self._io_writer.transport.abort()
-
-    TcpTransport.wait_closed = wait_closed
-
-
-_bound_transport_close()
 
 
 def client_tls(tls: TlsConfig) -> ssl.SSLContext:

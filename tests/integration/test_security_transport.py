@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared import federation, rpc
 from shared.bus.envelope import Event
-from shared.bus import jetstream
+from shared.bus import nats_fixes
 from shared.bus.jetstream import Bus, client_tls, inbox_prefix
 from shared.certs import DevCA
 from shared.config import BusConfig
@@ -203,7 +203,7 @@ def test_bus_user_publishes_only_as_itself(nats, tmp_path):
 def test_closing_the_bus_connection_to_a_frozen_server_is_bounded(nats, tmp_path):
     """Over TLS nats-py's close waits for the server's answer; a server that is gone or frozen may never
     give one, and a service then neither closed nor reconnected (stuck for minutes in test_faults).
-    jetstream.CLOSE_S bounds it: the socket is dropped and the service goes on."""
+    nats_fixes.CLOSE_S bounds it: the socket is dropped and the service goes on."""
     fed = federation.build(tmp_path / "fed", nats.url, NODES)
     nats.secure(fed)
 
@@ -221,4 +221,4 @@ def test_closing_the_bus_connection_to_a_frozen_server_is_bounded(nats, tmp_path
             nats.proc.send_signal(signal.SIGCONT)
 
     took = asyncio.run(scenario())
-    assert took < jetstream.CLOSE_S + 5, took
+    assert took < nats_fixes.CLOSE_S + 5, took
