@@ -1,6 +1,9 @@
 """Issue 2: the shared case ledger across real node processes, a real nats-server, SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import http.client
+import json
+import socket
 import sqlite3
 import uuid
 
@@ -122,6 +125,32 @@ def test_malformed_bodies_are_refused(start_federation):
     st, _ = Http(fed.fed.node(BUREAU).url()).post("/api/v1/petitions", petition(402))
     assert st == 401
     assert _count(fed.fed.root / BUREAU / "intake.db", "cases") == 0
+
+
+def test_a_body_without_declared_length_is_bounded_and_a_half_sent_one_does_nothing(start_federation):
+    """BodyLimit counts what arrives, not what is declared: a chunked body past the limit is refused (413)
+    and one whose client leaves before the end is not handled at all."""
+    fed = start_federation(SMALL[:1])
+    clerk = fed.client(BUREAU)
+    host, port = clerk.base.split("//")[1].split(":")
+    body = json.dumps(petition(403, content="长" * 30_000), ensure_ascii=False).encode()  # ≈ 90 kB
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request("POST", "/api/v1/petitions", body=(body[i:i + 8192] for i in range(0, len(body), 8192)),
+                 headers={"Authorization": f"Bearer {clerk.token}", "Content-Type": "application/json"},
+                 encode_chunked=True)
+    resp = conn.getresponse()
+    assert resp.status == 413 and json.loads(resp.read())["error"]["code"] == "too_large"
+    conn.close()
+    # half of a well-formed registration, then the client is gone
+    whole = json.dumps(petition(404), ensure_ascii=False).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"POST /api/v1/petitions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {clerk.token}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {len(whole)}\r\n\r\n".encode()
+                     + whole[:len(whole) // 2])
+    st, r = clerk.post("/api/v1/petitions", petition(405))  # the desk goes on
+    assert st == 201, r
+    db = fed.fed.root / BUREAU / "intake.db"
+    assert _count(db, "cases") == 1 and _count(db, "petitioners") == 1
 
 
 def test_grpc_health_and_case_service(start_federation):
