@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import replace
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from shared import telemetry
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 
 _STAGE = OutboxRow.__table__.insert()  # (Core, built once: an ORM object's flush cost more than the insert)
+_ROWS = OutboxRow.__table__
 STAGED = "lianfang_staged_events"  # Session.info key: the unit of work staged events (wake the relay on commit)
 
 
@@ -37,6 +38,9 @@ def stage(s: Session, event: Event) -> Event:
 class OutboxRelay:
     """Publishes committed outbox rows in order; a row is marked only after JetStream acknowledged it."""
 
+    _PENDING = (select(_ROWS.c.seq, _ROWS.c.subject, _ROWS.c.data, _ROWS.c.headers)
+                .where(_ROWS.c.published_at.is_(None)).order_by(_ROWS.c.seq).limit(bindparam("batch")))
+
     def __init__(self, db: Database, bus: Bus, batch: int = 200):
         self.db, self.bus, self.batch = db, bus, batch
         self._wake = Wakeup()
@@ -49,10 +53,10 @@ class OutboxRelay:
         self._published.append(wakeup := Wakeup())
         return wakeup
 
-    def _pending(self) -> list[OutboxRow]:
+    def _pending(self):
+        """(seq, subject, data, headers) rows, Core: on every relay the ORM's objects cost more than the read."""
         with self.db.read() as s:
-            return list(s.scalars(select(OutboxRow).where(OutboxRow.published_at.is_(None))
-                                  .order_by(OutboxRow.seq).limit(self.batch)))
+            return s.execute(self._PENDING, {"batch": self.batch}).all()
 
     async def _mark(self, seqs: list[int]) -> None:
         await self.db.run_async(lambda s: s.execute(update(OutboxRow).where(OutboxRow.seq.in_(seqs))
@@ -69,7 +73,7 @@ class OutboxRelay:
             wakeup.ring()
         return len(rows)
 
-    async def _publish(self, row: OutboxRow) -> int:
+    async def _publish(self, row) -> int:
         """One producer span per event, continuing the trace it was staged in; the message's headers carry
         the span's context, so the consumers' spans hang off this publish (the bus hop of the trace)."""
         with telemetry.tracer().start_as_current_span(f"publish {json.loads(row.data).get('type', '')}",
