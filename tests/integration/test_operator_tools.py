@@ -382,7 +382,8 @@ def test_node_start_runs_the_nodes_services_until_stopped(nats, tmp_path):
 
 def test_a_failed_test_reports_where_each_service_waits(start_federation):
     """tests/conftest.py adds FederationProcesses.stacks() to a failed test's report: each process's own
-    asyncio tasks (kill -USR1), or that it did not answer — its event loop is blocked."""
+    asyncio tasks (kill -USR1), or that it did not answer — its event loop is blocked — with its threads'
+    stacks read by py-spy."""
     fed = start_federation([NODES[0]], services=("intake", "routing"))
     text = fed.procs.stacks()
     assert f"{XFJ}/intake:\ntask " in text and "services/intake/entrypoints/consumer.py" in text, text
@@ -394,4 +395,7 @@ def test_a_failed_test_reports_where_each_service_waits(start_federation):
     finally:
         routing.send_signal(signal.SIGCONT)
     assert f"{XFJ}/routing: no answer to SIGUSR1" in text, text
+    # … and where it stands, read from outside (py-spy): its main thread, in the routing service
+    routing_part = text.split(f"{XFJ}/routing:")[1].split(f"{XFJ}/")[0]
+    assert '"MainThread"' in routing_part and "services.routing" in routing_part, routing_part
     assert "services/intake/entrypoints/consumer.py" in text
