@@ -7,12 +7,21 @@ from shared.db.base import utcnow
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed by petitioners
 
 
+def _random_chars(n: int) -> str:
+    """n characters of _ALPHABET, uniformly: one draw from the OS's random source, not one per character."""
+    value, out = secrets.randbelow(len(_ALPHABET) ** n), []
+    for _ in range(n):
+        value, digit = divmod(value, len(_ALPHABET))
+        out.append(_ALPHABET[digit])
+    return "".join(out)
+
+
 def new_case_id(division: str) -> str:
-    return f"LF{division}{utcnow():%Y%m%d}{''.join(secrets.choice(_ALPHABET) for _ in range(8))}"
+    return f"LF{division}{utcnow():%Y%m%d}{_random_chars(8)}"
 
 
 def new_query_code() -> str:
-    raw = "".join(secrets.choice(_ALPHABET) for _ in range(12))
+    raw = _random_chars(12)
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
