@@ -278,7 +278,8 @@ def _native_stacks(pid: int) -> str:
     if spy is None:
         return "(py-spy is not installed: no stacks)"
     try:
-        done = subprocess.run([spy, "dump", "--nonblocking", "--pid", str(pid)], capture_output=True, text=True, timeout=20)
+        done = subprocess.run([spy, "dump", "--nonblocking", "--pid", str(pid)], capture_output=True, text=True,
+                              timeout=20)
     except subprocess.TimeoutExpired:
         return "(py-spy dump did not finish within 20 s)"
     return (done.stdout or done.stderr).strip()

@@ -21,8 +21,12 @@ from shared.wakeup import IDLE_S, Wakeup
 log = logging.getLogger(__name__)
 
 
-_STAGE = OutboxRow.__table__.insert()  # (Core, built once: an ORM object's flush cost more than the insert)
+# Core statements built once: an ORM object's flush cost more than the insert, and on every relay the
+# ORM's objects cost more than the read
 _ROWS = OutboxRow.__table__
+_STAGE = _ROWS.insert()
+_PENDING = (select(_ROWS.c.seq, _ROWS.c.subject, _ROWS.c.data, _ROWS.c.headers)
+            .where(_ROWS.c.published_at.is_(None)).order_by(_ROWS.c.seq).limit(bindparam("batch")))
 STAGED = "lianfang_staged_events"  # Session.info key: the unit of work staged events (wake the relay on commit)
 
 
@@ -38,9 +42,6 @@ def stage(s: Session, event: Event) -> Event:
 class OutboxRelay:
     """Publishes committed outbox rows in order; a row is marked only after JetStream acknowledged it."""
 
-    _PENDING = (select(_ROWS.c.seq, _ROWS.c.subject, _ROWS.c.data, _ROWS.c.headers)
-                .where(_ROWS.c.published_at.is_(None)).order_by(_ROWS.c.seq).limit(bindparam("batch")))
-
     def __init__(self, db: Database, bus: Bus, batch: int = 200):
         self.db, self.bus, self.batch = db, bus, batch
         self._wake = Wakeup()
@@ -54,9 +55,9 @@ class OutboxRelay:
         return wakeup
 
     def _pending(self):
-        """(seq, subject, data, headers) rows, Core: on every relay the ORM's objects cost more than the read."""
+        """The oldest unpublished rows: (seq, subject, data, headers)."""
         with self.db.read() as s:
-            return s.execute(self._PENDING, {"batch": self.batch}).all()
+            return s.execute(_PENDING, {"batch": self.batch}).all()
 
     async def _mark(self, seqs: list[int]) -> None:
         await self.db.run_async(lambda s: s.execute(update(OutboxRow).where(OutboxRow.seq.in_(seqs))
