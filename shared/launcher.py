@@ -265,24 +265,10 @@ class FederationProcesses:
                            if line.startswith("{") and stacks.HEADING in line), None)
             if report is None:
                 out.append(f"{name}: no answer to SIGUSR1 within {wait} s (its event loop is blocked)\n"
-                           + _native_stacks(p.pid))
+                           + stacks.native(p.pid))
             else:
                 out.append(f"{name}:\n" + "\n".join(stacks.own_tasks(report)))
         return "\n".join(out)
-
-
-def _native_stacks(pid: int) -> str:
-    """Every thread's Python stack read from outside the process (py-spy, in the test extras): where a
-    process that cannot answer SIGUSR1 is stuck."""
-    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-    if spy is None:
-        return "(py-spy is not installed: no stacks)"
-    try:
-        done = subprocess.run([spy, "dump", "--nonblocking", "--pid", str(pid)], capture_output=True, text=True,
-                              timeout=20)
-    except subprocess.TimeoutExpired:
-        return "(py-spy dump did not finish within 20 s)"
-    return (done.stdout or done.stderr).strip()
 
 
 def endpoints(fed: Federation) -> dict:

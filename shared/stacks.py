@@ -1,15 +1,19 @@
 """`kill -USR1 <pid>`: a service process logs where each of its threads and asyncio tasks is waiting.
 
 For an operator whose node has stopped making progress while its /healthz still answers: py-spy shows
-threads, but not which coroutine waits on what. One log record (WARNING, logger shared.stacks) holds it all."""
+threads, but not which coroutine waits on what. One log record (WARNING, logger shared.stacks) holds it all.
+A process whose event loop is blocked cannot answer; `native(pid)` reads its threads from outside."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import signal
+import subprocess
 import sys
 import threading
 import traceback
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 HEADING = "stacks on SIGUSR1"  # the log record's first line
@@ -47,3 +51,17 @@ def own_tasks(text: str) -> list[str]:
 def install(loop: asyncio.AbstractEventLoop) -> None:
     """Log report() on SIGUSR1 (from the event loop: a loop that is itself stuck logs nothing, which tells too)."""
     loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning("%s\n%s", HEADING, report()))
+
+
+def native(pid: int) -> str:
+    """Every thread's Python stack of process `pid`, read from outside by py-spy (in the test extras): where
+    a process that cannot answer SIGUSR1 is stuck."""
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        return "(py-spy is not installed: no stacks)"
+    try:
+        done = subprocess.run([spy, "dump", "--nonblocking", "--pid", str(pid)], capture_output=True, text=True,
+                              timeout=20)
+    except subprocess.TimeoutExpired:
+        return "(py-spy dump did not finish within 20 s)"
+    return (done.stdout or done.stderr).strip()
