@@ -29,6 +29,11 @@ class Wakeup:
         self._loop_thread: int | None = None
 
     def ring(self) -> None:
+        # Already rung and not yet cleared: the waiter has still to clear and then look for work, so it
+        # will see what this ring announces (committed before it). Nothing to send across threads then —
+        # under load most rings come while set, and each cross-thread call wakes the event loop.
+        if self._event.is_set():
+            return
         if self._loop is None or threading.get_ident() == self._loop_thread:
             self._event.set()
         else:

@@ -30,6 +30,25 @@ def test_a_ring_from_another_thread_wakes_the_waiting_task():
     assert asyncio.run(run()) == (False, True, True, False)
 
 
+def test_rings_while_rung_send_nothing_more_to_the_event_loop_and_a_ring_after_a_clear_wakes_again():
+    async def run():
+        w = Wakeup()
+        await w.wait(0)  # the waiter's loop is known from here on
+        loop = asyncio.get_running_loop()
+        sent = []
+        original = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda *a: (sent.append(a), original(*a))
+        for _ in range(5):  # five commits from the writer thread before the waiter runs
+            await asyncio.to_thread(w.ring)
+        first = await w.wait(30)
+        w.clear()
+        await asyncio.to_thread(w.ring)  # a commit after the waiter cleared: must wake it again
+        second = await w.wait(30)
+        return sum(1 for callback, *_ in sent if callback == w._event.set), first, second
+
+    assert asyncio.run(run()) == (2, True, True)
+
+
 def test_seconds_until_a_retry_is_due_are_bounded_by_the_idle_poll():
     now = datetime.now(timezone.utc)
     assert seconds_until(None) == IDLE_S
