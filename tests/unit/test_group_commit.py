@@ -2,6 +2,7 @@
 undoes only its own writes, and nobody is answered before the commit is durable."""
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -161,3 +162,61 @@ def test_a_caller_cancelled_once_its_work_runs_still_gets_it_committed(db):
     gate.set()
     assert fut.result(5) == 1
     assert names(db) == {"taken up"}
+
+
+def test_coroutines_get_a_groups_results_in_one_call_into_their_event_loop(db):
+    """Database.run_async: each coroutine gets its own result or exception, and the writer calls into the
+    event loop once per committed group, not once per unit of work (each such call wakes the loop)."""
+    gate, started = threading.Event(), threading.Event()
+
+    def blocker(s):
+        started.set()
+        gate.wait(5)
+
+    def insert(name):
+        return lambda s: s.execute(text("INSERT INTO item (name) VALUES (:n)"), {"n": name}).rowcount
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        calls = []
+        original = loop.call_soon_threadsafe
+        def counted(*args, **kwargs):
+            calls.append(threading.current_thread().name)
+            return original(*args, **kwargs)
+        loop.call_soon_threadsafe = counted
+        first = asyncio.ensure_future(db.run_async(blocker))
+        await asyncio.to_thread(started.wait, 5)  # the writer is busy: the ten below queue as one group
+        units = [asyncio.ensure_future(db.run_async(insert("dup" if i in (3, 4) else f"n{i}"))) for i in range(10)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await first
+        results = await asyncio.gather(*units, return_exceptions=True)
+        return results, calls.count("sqlite-group-commit")
+
+    results, hand_outs = asyncio.run(run())
+    assert [r if isinstance(r, int) else type(r).__name__ for r in results] == [1, 1, 1, 1, "IntegrityError"] + [1] * 5
+    assert hand_outs == 2  # the blocker's group, then the ten's
+    assert names(db) == {f"n{i}" for i in range(10) if i not in (3, 4)} | {"dup"}
+
+
+def test_a_coroutine_that_gives_up_while_its_work_waits_has_it_skipped(db):
+    gate, started = threading.Event(), threading.Event()
+
+    def blocker(s):
+        started.set()
+        gate.wait(5)
+
+    async def run():
+        first = asyncio.ensure_future(db.run_async(blocker))
+        await asyncio.to_thread(started.wait, 5)
+        abandoned = asyncio.ensure_future(db.run_async(
+            lambda s: s.execute(text("INSERT INTO item (name) VALUES ('abandoned')"))))
+        await asyncio.sleep(0.05)
+        abandoned.cancel()  # (a gRPC deadline, a stop)
+        await asyncio.sleep(0.05)
+        gate.set()
+        await first
+        return await db.run_async(lambda s: s.execute(text("INSERT INTO item (name) VALUES ('after')")).rowcount)
+
+    assert asyncio.run(run()) == 1
+    assert names(db) == {"after"}
