@@ -27,6 +27,21 @@ def names(db: Database) -> set[str]:
         return set(s.scalars(text("SELECT name FROM item")))
 
 
+class Blocker:
+    """A unit of work that holds the writer until its gate opens: what is submitted meanwhile queues."""
+
+    def __init__(self):
+        self.gate, self.started = threading.Event(), threading.Event()
+
+    def __call__(self, s):
+        self.started.set()
+        self.gate.wait(5)
+
+
+def insert(name: str):
+    return lambda s: s.execute(text("INSERT INTO item (name) VALUES (:n)"), {"n": name}).rowcount
+
+
 def test_concurrent_units_share_commits_and_a_failure_undoes_only_itself(db):
     commits = []
     event.listen(db.engine, "commit", lambda conn: commits.append(1))
@@ -68,22 +83,18 @@ def test_a_unit_of_work_may_not_wait_for_itself(db):
 
 def test_waiting_callers_go_before_background_work(db):
     """A clerk's unit of work does not queue behind a consumer's backlog (BACKGROUND)."""
-    gate, started, order = threading.Event(), threading.Event(), []
-
-    def blocker(s):
-        started.set()
-        gate.wait(5)
+    blocker, order = Blocker(), []
 
     def record(name):
         return lambda s: order.append(name)
 
     first = db._group.submit(blocker)
-    assert started.wait(5)  # the writer is busy: what follows queues
+    assert blocker.started.wait(5)  # the writer is busy: what follows queues
     background = contextvars.copy_context()
     background.run(BACKGROUND.set, True)
     later = [background.run(db._group.submit, record(f"projection {i}")) for i in range(3)]
     urgent = db._group.submit(record("registration"))
-    gate.set()
+    blocker.gate.set()
     for f in [first, urgent, *later]:
         f.result(5)
     assert order == ["registration", "projection 0", "projection 1", "projection 2"]
@@ -127,21 +138,13 @@ def test_a_caller_that_gives_up_is_skipped_and_the_writer_carries_on(db, queued)
     """A caller's task cancelled while its work waits (a gRPC deadline, a stop) cancels its future. That
     work is not run, and the writer goes on serving everyone else (it once died setting a result on the
     cancelled future, and every later caller of the node waited for good)."""
-    gate, started = threading.Event(), threading.Event()
-
-    def blocker(s):
-        started.set()
-        gate.wait(5)
-
-    def insert(name):
-        return lambda s: s.execute(text("INSERT INTO item (name) VALUES (:n)"), {"n": name}).rowcount
-
+    blocker = Blocker()
     first = db._group.submit(blocker)
-    assert started.wait(5)  # the writer is busy: what follows queues
+    assert blocker.started.wait(5)  # the writer is busy: what follows queues
     abandoned = db._group.submit(insert("abandoned"))
     waiting = [db._group.submit(insert(f"kept {i}")) for i in range(queued - 1)]
     assert abandoned.cancel()
-    gate.set()
+    blocker.gate.set()
     first.result(5)
     assert [f.result(5) for f in waiting] == [1] * (queued - 1)
     assert db._group.submit(insert("after")).result(5) == 1
@@ -167,28 +170,23 @@ def test_a_caller_cancelled_once_its_work_runs_still_gets_it_committed(db):
 def test_coroutines_get_a_groups_results_in_one_call_into_their_event_loop(db):
     """Database.run_async: each coroutine gets its own result or exception, and the writer calls into the
     event loop once per committed group, not once per unit of work (each such call wakes the loop)."""
-    gate, started = threading.Event(), threading.Event()
-
-    def blocker(s):
-        started.set()
-        gate.wait(5)
-
-    def insert(name):
-        return lambda s: s.execute(text("INSERT INTO item (name) VALUES (:n)"), {"n": name}).rowcount
+    blocker = Blocker()
 
     async def run():
         loop = asyncio.get_running_loop()
         calls = []
         original = loop.call_soon_threadsafe
+
         def counted(*args, **kwargs):
             calls.append(threading.current_thread().name)
             return original(*args, **kwargs)
+
         loop.call_soon_threadsafe = counted
         first = asyncio.ensure_future(db.run_async(blocker))
-        await asyncio.to_thread(started.wait, 5)  # the writer is busy: the ten below queue as one group
+        await asyncio.to_thread(blocker.started.wait, 5)  # the writer is busy: the ten below queue as one group
         units = [asyncio.ensure_future(db.run_async(insert("dup" if i in (3, 4) else f"n{i}"))) for i in range(10)]
         await asyncio.sleep(0.05)
-        gate.set()
+        blocker.gate.set()
         await first
         results = await asyncio.gather(*units, return_exceptions=True)
         return results, calls.count("sqlite-group-commit")
@@ -200,21 +198,17 @@ def test_coroutines_get_a_groups_results_in_one_call_into_their_event_loop(db):
 
 
 def test_a_coroutine_that_gives_up_while_its_work_waits_has_it_skipped(db):
-    gate, started = threading.Event(), threading.Event()
-
-    def blocker(s):
-        started.set()
-        gate.wait(5)
+    blocker = Blocker()
 
     async def run():
         first = asyncio.ensure_future(db.run_async(blocker))
-        await asyncio.to_thread(started.wait, 5)
+        await asyncio.to_thread(blocker.started.wait, 5)
         abandoned = asyncio.ensure_future(db.run_async(
             lambda s: s.execute(text("INSERT INTO item (name) VALUES ('abandoned')"))))
         await asyncio.sleep(0.05)
         abandoned.cancel()  # (a gRPC deadline, a stop)
         await asyncio.sleep(0.05)
-        gate.set()
+        blocker.gate.set()
         await first
         return await db.run_async(lambda s: s.execute(text("INSERT INTO item (name) VALUES ('after')")).rowcount)
 
