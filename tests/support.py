@@ -5,10 +5,12 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from shared import federation, idnumber
 from shared.federation import free_port
@@ -117,3 +119,17 @@ def petition(n: int = 1, **over) -> dict:
 
 
 __all__ = ["federation"]
+
+
+def calls_into(loop) -> list[tuple[str, Callable]]:
+    """From now on, every call made into `loop` with call_soon_threadsafe (each wakes it from another
+    thread), as (the calling thread's name, the callback)."""
+    calls: list[tuple[str, Callable]] = []
+    original = loop.call_soon_threadsafe
+
+    def recorded(callback, *args, **kwargs):
+        calls.append((threading.current_thread().name, callback))
+        return original(callback, *args, **kwargs)
+
+    loop.call_soon_threadsafe = recorded
+    return calls

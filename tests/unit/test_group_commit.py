@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event, text
 
 from shared.db.session import BACKGROUND, Database
+from tests.support import calls_into
 
 
 @pytest.fixture
@@ -173,15 +174,7 @@ def test_coroutines_get_a_groups_results_in_one_call_into_their_event_loop(db):
     blocker = Blocker()
 
     async def run():
-        loop = asyncio.get_running_loop()
-        calls = []
-        original = loop.call_soon_threadsafe
-
-        def counted(*args, **kwargs):
-            calls.append(threading.current_thread().name)
-            return original(*args, **kwargs)
-
-        loop.call_soon_threadsafe = counted
+        calls = calls_into(asyncio.get_running_loop())
         first = asyncio.ensure_future(db.run_async(blocker))
         await asyncio.to_thread(blocker.started.wait, 5)  # the writer is busy: the ten below queue as one group
         units = [asyncio.ensure_future(db.run_async(insert("dup" if i in (3, 4) else f"n{i}"))) for i in range(10)]
@@ -189,7 +182,7 @@ def test_coroutines_get_a_groups_results_in_one_call_into_their_event_loop(db):
         blocker.gate.set()
         await first
         results = await asyncio.gather(*units, return_exceptions=True)
-        return results, calls.count("sqlite-group-commit")
+        return results, sum(1 for thread, _ in calls if thread == "sqlite-group-commit")
 
     results, hand_outs = asyncio.run(run())
     assert [r if isinstance(r, int) else type(r).__name__ for r in results] == [1, 1, 1, 1, "IntegrityError"] + [1] * 5

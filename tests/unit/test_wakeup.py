@@ -15,6 +15,7 @@ from shared.bus.envelope import Event
 from shared.db.migrations import upgrade_head
 from shared.db.session import Database
 from shared.wakeup import IDLE_S, Wakeup, seconds_until
+from tests.support import calls_into
 
 
 def test_a_ring_from_another_thread_wakes_the_waiting_task():
@@ -34,17 +35,14 @@ def test_rings_while_rung_send_nothing_more_to_the_event_loop_and_a_ring_after_a
     async def run():
         w = Wakeup()
         await w.wait(0)  # the waiter's loop is known from here on
-        loop = asyncio.get_running_loop()
-        sent = []
-        original = loop.call_soon_threadsafe
-        loop.call_soon_threadsafe = lambda *a: (sent.append(a), original(*a))
+        sent = calls_into(asyncio.get_running_loop())
         for _ in range(5):  # five commits from the writer thread before the waiter runs
             await asyncio.to_thread(w.ring)
         first = await w.wait(30)
         w.clear()
         await asyncio.to_thread(w.ring)  # a commit after the waiter cleared: must wake it again
         second = await w.wait(30)
-        return sum(1 for callback, *_ in sent if callback == w._event.set), first, second
+        return sum(1 for _, callback in sent if callback == w._event.set), first, second
 
     assert asyncio.run(run()) == (2, True, True)
 
