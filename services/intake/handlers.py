@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.intake.adapters.orm import (CaseEventRow, CaseRow, CaseVolumeRow, IdempotencyRow, PetitionerRow,
@@ -21,6 +22,7 @@ from shared.config import Directory
 from shared.crypto import FieldCipher, pseudonym
 from shared.db import counters, rows
 from shared.db.plumbing import audit
+from shared.db.prepared import Prepared
 from shared.errors import Conflict, Invalid
 from shared.web import Principal
 
@@ -85,7 +87,7 @@ def _open_case(s: Session, ctx: IntakeContext, p: PetitionIn, who: Principal, al
     project_event(s, ctx.agency, event, None)
     people = ([("petitioner", p.petitioner)] if p.petitioner else []) + [("representative", r) for r in p.representatives]
     if people:
-        s.connection().execute(_PETITIONER_INSERT, [
+        _PETITIONER_INSERT.run(s, [
             dict(case_id=case_id, role=role, name_enc=ctx.cipher.encrypt(person.name),
                  id_number_enc=ctx.cipher.encrypt(person.id_number), phone_enc=ctx.cipher.encrypt(person.phone),
                  address_enc=ctx.cipher.encrypt(person.address)) for role, person in people])
@@ -149,34 +151,33 @@ def project_event(s: Session, agency: str, ev: Event, stream_seq: int | None, ba
 
 
 _cases, _registrations = CaseRow.__table__, RegistrationRow.__table__
-_CASE_FOLD = (select(_cases.c.state, _cases.c.registered_day, _cases.c.category, _cases.c.division, _cases.c.holder,
-                     _cases.c.collective, _cases.c.repeat)
-              .where(_cases.c.case_id == bindparam("case_id")).with_for_update())
-_REGISTRATION = select(_registrations.c.audience, _registrations.c.terminated_at).where(
-    _registrations.c.case_id == bindparam("case_id"))
-# Statements built once: SQLAlchemy works out a new statement's cache key on every execution
-_CASE_INSERT, _REGISTRATION_INSERT = _cases.insert(), _registrations.insert()
-_CASE_UPDATE = _cases.update().where(_cases.c.case_id == bindparam("the_case"))
-_REGISTRATION_UPDATE = _registrations.update().where(_registrations.c.case_id == bindparam("the_case"))
-_EVENT_INSERT, _QUERY_CODE_INSERT = CaseEventRow.__table__.insert(), QueryCodeRow.__table__.insert()
-_PETITIONER_INSERT = PetitionerRow.__table__.insert()
+_CASE_FOLD = Prepared(select(_cases.c.state, _cases.c.registered_day, _cases.c.category, _cases.c.division,
+                             _cases.c.holder, _cases.c.collective, _cases.c.repeat)
+                      .where(_cases.c.case_id == bindparam("case_id")).with_for_update())
+_REGISTRATION = Prepared(select(_registrations.c.audience, _registrations.c.terminated_at).where(
+    _registrations.c.case_id == bindparam("case_id")))
+_CASE_INSERT, _REGISTRATION_INSERT = Prepared(_cases.insert()), Prepared(_registrations.insert())
+_CASE_UPDATE = Prepared(_cases.update().where(_cases.c.case_id == bindparam("the_case")))
+_REGISTRATION_UPDATE = Prepared(_registrations.update().where(_registrations.c.case_id == bindparam("the_case")))
+_EVENT_INSERT, _QUERY_CODE_INSERT = Prepared(CaseEventRow.__table__.insert()), Prepared(QueryCodeRow.__table__.insert())
+_PETITIONER_INSERT = Prepared(PetitionerRow.__table__.insert())
 
 
 def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backfill: bool = False) -> Folded:
     """project_event, also telling the consumer whether the case is one this node only keeps the
     registration of (shared.sharing.NotShared then passes over its further events)."""
-    # Core statements, not ORM objects: per event the ORM's identity map and flush cost more than the SQL
-    # (the fold is the only writer of cases and registrations; readers that keep objects refresh them).
+    # Prepared statements, not ORM objects: per event the ORM's identity map and flush cost more than the
+    # SQL (the fold is the only writer of cases and registrations; readers that keep objects refresh them).
     db = s.connection()
-    case = db.execute(_CASE_FOLD, {"case_id": ev.case_id}).mappings().first()
+    case = _CASE_FOLD.first(db, {"case_id": ev.case_id})
     # event rows exist only for cases this node holds, so only then can the event be a replay
-    if case is not None and rows.row_exists(s, CaseEventRow.__table__, event_id=ev.id):
+    if case is not None and rows.row_exists(db, CaseEventRow.__table__, event_id=ev.id):
         return Folded(True, None)
-    reg = db.execute(_REGISTRATION, {"case_id": ev.case_id}).mappings().first()
+    reg = _REGISTRATION.first(db, {"case_id": ev.case_id})
     audience = list(reg["audience"]) if reg is not None else None
     if ev.type == ledger.REGISTERED and reg is None:
         p, audience = ev.payload, list(ev.audience)
-        db.execute(_REGISTRATION_INSERT, dict(
+        _REGISTRATION_INSERT.run(db, dict(
             case_id=ev.case_id, pseudonym=p.get("petitioner_pseudonym"), category=p.get("category"),
             division=p["division"], text=p["title"] + p["content"], audience=audience))
     elif ev.type != ledger.REGISTERED and reg is not None:
@@ -186,7 +187,7 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
         if ev.type == ledger.RE_REVIEW_DECIDED and not reg["terminated_at"]:
             changed["terminated_at"] = ev.time  # every desk declines repeats of it from now on (三级终结)
         if changed:
-            db.execute(_REGISTRATION_UPDATE, {**changed, "the_case": ev.case_id})
+            _REGISTRATION_UPDATE.run(db, {**changed, "the_case": ev.case_id})
     if case is None and agency not in ev.audience and not backfill:
         return Folded(True, audience)  # not shared with this node
     if case is None and ev.type != ledger.REGISTERED:
@@ -195,19 +196,19 @@ def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backf
     values = dict(state=state, status=state["status"], category=state.get("category"), division=state["division"],
                   holder=state["holder"], **dashboard.summary(state))
     if case is None:
-        db.execute(_CASE_INSERT, dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time), **values))
+        _CASE_INSERT.run(db, dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time), **values))
     else:
-        db.execute(_CASE_UPDATE, {**values, "the_case": ev.case_id})
+        _CASE_UPDATE.run(db, {**values, "the_case": ev.case_id})
     before, after = (_volume_key(case) if case else None), _volume_key(values)
     if after != before:
-        _count_volume(s, before, -1)
-        _count_volume(s, after, +1)
-    db.execute(_EVENT_INSERT, dict(
+        _count_volume(db, before, -1)
+        _count_volume(db, after, +1)
+    _EVENT_INSERT.run(db, dict(
         event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency, actor=ev.actor,
         time=ev.time, payload=ev.payload))
     if (code_hash := ev.payload.get("query_code_hash")) and \
-            not rows.row_exists(s, QueryCodeRow.__table__, code_hash=code_hash):
-        db.execute(_QUERY_CODE_INSERT, dict(code_hash=code_hash, case_id=ev.case_id))
+            not rows.row_exists(db, QueryCodeRow.__table__, code_hash=code_hash):
+        _QUERY_CODE_INSERT.run(db, dict(code_hash=code_hash, case_id=ev.case_id))
     return Folded(True, None)
 
 
@@ -217,12 +218,12 @@ def _volume_key(case) -> tuple | None:
                                 case["collective"], case["repeat"])
 
 
-def _count_volume(s: Session, key: tuple | None, sign: int) -> None:
+def _count_volume(db: Connection, key: tuple | None, sign: int) -> None:
     """Add (sign=+1) or take away (-1) a case's contribution to its day's and its month's volume counters."""
     if key is None:
         return
     day, category, division, holder, collective, repeat = key
-    counters.add(s, CaseVolumeRow.__tablename__, {"category": category, "division": division, "holder": holder},
+    counters.add(db, CaseVolumeRow.__tablename__, {"category": category, "division": division, "holder": holder},
                  {"cases": sign, "collective": sign * collective, "repeat": sign * repeat}, [day, day[:7]])
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from itertools import groupby
 
-from sqlalchemy import and_, bindparam, case as when, func, select
+from sqlalchemy import and_, bindparam, case as when, func, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.supervision.adapters.orm import (Meta, SvAssessmentCount, SvCase, SvCaseSummary, SvDocument, SvEvent,
@@ -23,6 +24,7 @@ from shared.bus.envelope import Event
 from shared.config import Directory, NodeConfig
 from shared.db import counters, rows
 from shared.db.plumbing import audit
+from shared.db.prepared import Prepared
 from shared.errors import NotFound
 from shared.web import Principal
 
@@ -54,25 +56,30 @@ class SupervisionContext:
         return entry.name if entry else (agency or "")
 
 
+_WRITE_LOCK = Prepared(text("UPDATE sv_meta SET key = key WHERE 0"))
+
+
 def write_lock(s: Session) -> None:
     """Serialise read-modify-write of a case's folded state. PostgreSQL: the row lock (SELECT … FOR
     UPDATE) does it. SQLite: pysqlite opens the transaction only at the first write, so reads before
     it see no lock and two writers could fold into the same stale state (a lost update); a no-op write
     first takes SQLite's write lock (waiting on the busy timeout), then the state is read."""
     if s.bind.dialect.name == "sqlite":
-        s.connection().exec_driver_sql("UPDATE sv_meta SET key = key WHERE 0")  # (Core: once per event)
+        _WRITE_LOCK.run(s, {})
 
 
 # --- projection ------------------------------------------------------------------------------------
 
 NOT_SHARED = "not shared"
-# Statements built once: SQLAlchemy works out a new statement's cache key on every execution
+# Statements prepared once (shared/db/prepared.py): SQLAlchemy's execution path cost more than the SQL
 _cases, _summaries = SvCase.__table__, SvCaseSummary.__table__
-_CASE_STATE = select(_cases.c.state).where(_cases.c.case_id == bindparam("case_id")).with_for_update()
-_CASE_INSERT, _EVENT_INSERT, _SUMMARY_INSERT = _cases.insert(), SvEvent.__table__.insert(), _summaries.insert()
-_CASE_UPDATE = _cases.update().where(_cases.c.case_id == bindparam("the_case"))
-_SUMMARY = select(_summaries).where(_summaries.c.case_id == bindparam("case_id"))
-_SUMMARY_UPDATE = _summaries.update().where(_summaries.c.case_id == bindparam("the_case"))
+_CASE_KNOWN = Prepared(select(_cases.c.case_id).where(_cases.c.case_id == bindparam("case_id")))
+_CASE_STATE = Prepared(select(_cases.c.state).where(_cases.c.case_id == bindparam("case_id")).with_for_update())
+_CASE_INSERT, _EVENT_INSERT = Prepared(_cases.insert()), Prepared(SvEvent.__table__.insert())
+_SUMMARY_INSERT = Prepared(_summaries.insert())
+_CASE_UPDATE = Prepared(_cases.update().where(_cases.c.case_id == bindparam("the_case")))
+_SUMMARY = Prepared(select(_summaries).where(_summaries.c.case_id == bindparam("case_id")))
+_SUMMARY_UPDATE = Prepared(_summaries.update().where(_summaries.c.case_id == bindparam("the_case")))
 
 
 def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: int | None,
@@ -81,16 +88,15 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
     Returns False for a case this node has just come to share without its history (the caller then
     replays that history with backfill=True), NOT_SHARED (truthy: nothing to replay) for a case this
     node does not share, True otherwise."""
-    if ctx.agency not in ev.audience and not backfill and s.scalar(select(SvCase.case_id).where(
-            SvCase.case_id == ev.case_id)) is None:
+    db = s.connection()
+    if ctx.agency not in ev.audience and not backfill and _CASE_KNOWN.first(db, {"case_id": ev.case_id}) is None:
         return NOT_SHARED  # (decided without taking the write lock; nor can it be a replay: no event rows)
     write_lock(s)
-    if rows.row_exists(s, SvEvent.__table__, event_id=ev.id):
+    if rows.row_exists(db, SvEvent.__table__, event_id=ev.id):
         return True
-    # Core statements, not ORM objects: per event the ORM's identity map and flush cost more than the SQL.
-    # (Code that changes a case through the ORM loads it with populate_existing, so it sees these writes.)
-    db = s.connection()
-    before = db.execute(_CASE_STATE, {"case_id": ev.case_id}).scalar_one_or_none()
+    # Prepared statements, not ORM objects: per event the ORM's identity map and flush cost more than the
+    # SQL. (Code that changes a case through the ORM loads it with populate_existing, so it sees these writes.)
+    before = _CASE_STATE.scalar(db, {"case_id": ev.case_id})
     if before is None and ev.type != ledger.REGISTERED:
         return False
     state = ledger.apply(before, ev.as_dict())
@@ -99,11 +105,11 @@ def project_event(s: Session, ctx: SupervisionContext, ev: Event, stream_seq: in
                   supervisor=supervisor, leader=(state.get("leader") or {}).get("name"),
                   next_check=_next_look(ctx, state) if supervisor == ctx.agency else None)
     if before is None:
-        db.execute(_CASE_INSERT, dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time), **values))
+        _CASE_INSERT.run(db, dict(case_id=ev.case_id, registered_at=datetime.fromisoformat(ev.time), **values))
     else:
-        db.execute(_CASE_UPDATE, {**values, "the_case": ev.case_id})
-    _keep_summary(s, ev.case_id, state, ev.time)
-    db.execute(_EVENT_INSERT, dict(
+        _CASE_UPDATE.run(db, {**values, "the_case": ev.case_id})
+    _keep_summary(db, ev.case_id, state, ev.time)
+    _EVENT_INSERT.run(db, dict(
         event_id=ev.id, case_id=ev.case_id, stream_seq=stream_seq, type=ev.type, agency=ev.agency, actor=ev.actor,
         time=ev.time, audience=list(ev.audience), payload=ev.payload))
     p = ev.payload
@@ -132,23 +138,22 @@ def _next_look(ctx: SupervisionContext, state: dict) -> str | None:
     return nxt.isoformat() if nxt else None
 
 
-def _keep_summary(s: Session, case_id: str, state: dict, event_time: str) -> None:
+def _keep_summary(db: Connection, case_id: str, state: dict, event_time: str) -> None:
     """The case's 考核 summary row, recomputed from its new state in the same unit of work, and its
     contribution to the counters moved from what it was to what it is."""
-    db = s.connection()
-    old = db.execute(_SUMMARY, {"case_id": case_id}).mappings().first()
+    old = _SUMMARY.first(db, {"case_id": case_id})
     at = assessment.utc(event_time)
     row = {**(old or {}), "case_id": case_id, "holder": state["holder"], "division": state["division"],
            "last_event_at": max(assessment.utc(old["last_event_at"]), at) if old else at,
            **assessment.summary(state)}
     if old is None:
-        db.execute(_SUMMARY_INSERT, row)
+        _SUMMARY_INSERT.run(db, row)
     else:
-        db.execute(_SUMMARY_UPDATE, {**row, "the_case": case_id})
+        _SUMMARY_UPDATE.run(db, {**row, "the_case": case_id})
     before, after = (_contribution(old) if old else None), _contribution(row)
     if after != before:
-        _count(s, before, -1)
-        _count(s, after, +1)
+        _count(db, before, -1)
+        _count(db, after, +1)
 
 
 def _contribution(row) -> tuple[tuple[str, str, str], tuple[int, ...]]:
@@ -156,12 +161,12 @@ def _contribution(row) -> tuple[tuple[str, str, str], tuple[int, ...]]:
     return (row["registered_day"], row["holder"], row["division"]), tuple(tally[c] for c in assessment.COUNTERS)
 
 
-def _count(s: Session, contribution: tuple | None, sign: int) -> None:
+def _count(db: Connection, contribution: tuple | None, sign: int) -> None:
     """Add (sign=+1) or take away (-1) a case's settled tally to its day's and its month's counters."""
     if contribution is None:
         return
     (day, holder, division), values = contribution
-    counters.add(s, SvAssessmentCount.__tablename__, {"holder": holder, "division": division},
+    counters.add(db, SvAssessmentCount.__tablename__, {"holder": holder, "division": division},
                  {c: sign * v for c, v in zip(assessment.COUNTERS, values)}, [day, day[:7]])
 
 

@@ -15,16 +15,17 @@ from shared.bus.envelope import Event
 from shared.bus.jetstream import Bus
 from shared.db.base import utcnow
 from shared.db.plumbing import OutboxRow
+from shared.db.prepared import Prepared
 from shared.db.session import Database
 from shared.wakeup import IDLE_S, Wakeup
 
 log = logging.getLogger(__name__)
 
 
-# Core statements built once: an ORM object's flush cost more than the insert, and on every relay the
-# ORM's objects cost more than the read
+# Statements built once: an ORM object's flush cost more than the insert, and on every relay the ORM's
+# objects cost more than the read; staging runs with every event, prepared (shared/db/prepared.py)
 _ROWS = OutboxRow.__table__
-_STAGE = _ROWS.insert()
+_STAGE = Prepared(_ROWS.insert())
 _PENDING = (select(_ROWS.c.seq, _ROWS.c.subject, _ROWS.c.data, _ROWS.c.headers)
             .where(_ROWS.c.published_at.is_(None)).order_by(_ROWS.c.seq).limit(bindparam("batch")))
 STAGED = "lianfang_staged_events"  # Session.info key: the unit of work staged events (wake the relay on commit)
@@ -33,8 +34,8 @@ STAGED = "lianfang_staged_events"  # Session.info key: the unit of work staged e
 def stage(s: Session, event: Event) -> Event:
     """Write the event into the outbox in the current transaction, with the current trace context."""
     event = replace(event, trace=event.trace or telemetry.inject())
-    s.connection().execute(_STAGE, dict(event_id=event.id, subject=event.subject, data=event.to_json(),
-                                        headers={"Nats-Msg-Id": event.id, **event.trace}))
+    _STAGE.run(s, dict(event_id=event.id, subject=event.subject, data=event.to_json(),
+                       headers={"Nats-Msg-Id": event.id, **event.trace}, created_at=utcnow()))
     s.info[STAGED] = True
     return event
 

@@ -11,23 +11,25 @@ from __future__ import annotations
 from datetime import date, timedelta
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, TextClause, and_, func, or_, text
+from sqlalchemy import ColumnElement, and_, func, or_, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+
+from shared.db.prepared import Prepared
 
 
 @lru_cache(maxsize=None)
-def _upsert(table: str, keys: tuple[str, ...], counters: tuple[str, ...]) -> TextClause:
+def _upsert(table: str, keys: tuple[str, ...], counters: tuple[str, ...]) -> Prepared:
     cols = keys + counters
-    return text(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) "
+    return Prepared(text(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) "
                 f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
-                + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters))
+                + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)))
 
 
-def add(s: Session, table: str, keys: dict[str, object], counts: dict[str, int], periods: list[str]) -> None:
+def add(s: Session | Connection, table: str, keys: dict[str, object], counts: dict[str, int], periods: list[str]) -> None:
     """Add `counts` to the row of each period (a day and its month, say) with these other key values."""
     stmt = _upsert(table, ("period", *keys), tuple(counts))
-    # (on the unit of work's connection: Session.execute's ORM path cost more than the statement)
-    s.connection().execute(stmt, [{"period": p, **keys, **counts} for p in periods])
+    stmt.run(s, [{"period": p, **keys, **counts} for p in periods])
 
 
 def periods_within(period: ColumnElement, date_from: date, date_to: date, months: bool = True) -> ColumnElement:

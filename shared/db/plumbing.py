@@ -5,11 +5,12 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlalchemy import JSON, ColumnElement, DateTime, Integer, String, Text, func, select
+from sqlalchemy import JSON, ColumnElement, DateTime, Integer, String, Text, func, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import rows
 from shared.db.base import Base, utcnow
+from shared.db.prepared import Prepared
 
 
 class OutboxRow(Base):
@@ -50,7 +51,7 @@ def already_processed(s: Session, consumer: str, event_id: str) -> bool:
     """Record the event for this consumer; True if it had been recorded before (a replay)."""
     if rows.row_exists(s, InboxRow.__table__, consumer=consumer, event_id=event_id):
         return True
-    s.connection().execute(InboxRow.__table__.insert(), dict(consumer=consumer, event_id=event_id))
+    _INBOX_INSERT.run(s, dict(consumer=consumer, event_id=event_id, processed_at=utcnow()))
     return False
 
 
@@ -68,22 +69,24 @@ def _row_hash(prev: str, at: str, agency: str, actor: str, action: str, object_i
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-_AUDIT_HEAD = select(AuditRow.__table__.c.hash).order_by(AuditRow.__table__.c.seq.desc()).limit(1)
+# (prepared: shared/db/prepared.py)
+_INBOX_INSERT, _AUDIT_INSERT = Prepared(InboxRow.__table__.insert()), Prepared(AuditRow.__table__.insert())
+_AUDIT_HEAD = Prepared(select(AuditRow.__table__.c.hash).order_by(AuditRow.__table__.c.seq.desc()).limit(1))
+_AUDIT_LOCK = {"postgresql": Prepared(text("SELECT pg_advisory_xact_lock(224466)")),  # one writer extends the chain at a time
+               # pysqlite begins the transaction only at the first write, so a caller that has only read so
+               # far would read the chain's head outside any lock and two threads would fork the chain. A
+               # no-op write takes SQLite's write lock first (waiting on the busy timeout), then the head is read.
+               "sqlite": Prepared(text("UPDATE audit_log SET seq = seq WHERE 0"))}
 
 
 def audit(s: Session, *, agency: str, actor: str, action: str, object_id: str, detail: str = "") -> None:
     """Append one entry to the audit trail inside the caller's transaction."""
-    db = s.connection()  # (Core statements: shared.db.rows)
-    if s.bind.dialect.name == "postgresql":
-        db.exec_driver_sql("SELECT pg_advisory_xact_lock(224466)")  # one writer extends the chain at a time
-    elif s.bind.dialect.name == "sqlite":
-        # pysqlite begins the transaction only at the first write, so a caller that has only read so far
-        # would read the chain's head outside any lock and two threads would fork the chain. A no-op
-        # write takes SQLite's write lock first (waiting on the busy timeout), then the head is read.
-        db.exec_driver_sql("UPDATE audit_log SET seq = seq WHERE 0")
-    prev = db.execute(_AUDIT_HEAD).scalar() or GENESIS
+    db = s.connection()
+    if (lock := _AUDIT_LOCK.get(db.dialect.name)) is not None:
+        lock.run(db, {})
+    prev = _AUDIT_HEAD.scalar(db, {}) or GENESIS
     at, detail = utcnow(), detail or ""  # (None would be hashed as "None" yet stored as NULL: a broken entry)
-    db.execute(AuditRow.__table__.insert(), dict(
+    _AUDIT_INSERT.run(db, dict(
         at=at, agency=agency, actor=actor, action=action, object_id=object_id, detail=detail, prev_hash=prev,
         hash=_row_hash(prev, at.isoformat(), agency, actor, action, object_id, detail)))
 
