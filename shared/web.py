@@ -7,8 +7,9 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -41,6 +42,16 @@ def authenticate(cfg: NodeConfig, request: Request) -> Principal:
             return Principal(user=u.name, role=u.role, agency=cfg.agency)
     log.warning("rejected bearer token from %s", request.client.host if request.client else "?")
     raise Unauthenticated("令牌无效 (invalid token)")
+
+
+def caller(cfg: NodeConfig):
+    """The type of a route's authenticated caller: a parameter `who: User`, with `User = caller(cfg)`,
+    answers 401 unless the request bears a valid token. The dependency is a coroutine: FastAPI runs a
+    plain function on a worker thread, and that round trip cost more than the check (≈ 5 % of the desk's
+    CPU under load, py-spy)."""
+    async def principal(request: Request) -> Principal:
+        return authenticate(cfg, request)
+    return Annotated[Principal, Depends(principal)]
 
 
 class RateLimiter:

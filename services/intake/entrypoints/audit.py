@@ -7,14 +7,13 @@ import asyncio
 import threading
 import time
 from datetime import timezone
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
 from shared.db.plumbing import AuditRow, audit, verify_audit
 from shared.errors import Forbidden
-from shared.web import Principal, authenticate
+from shared.web import caller
 
 AUDIT_ROLES = {"auditor", "admin"}
 MAX_LIMIT = 500
@@ -57,12 +56,11 @@ def _entry(r: AuditRow) -> dict:
 def build_audit_router(rt) -> APIRouter:
     router = APIRouter()
 
-    def principal(request: Request) -> Principal:
-        return authenticate(rt.cfg, request)
+    User = caller(rt.cfg)
 
     @router.get("/api/v1/audit", summary="审计日志 audit trail and its verification (auditor, admin)",
                 responses={401: {"description": "未登录或令牌无效"}, 403: {"description": "仅审计员、管理员可查看"}})
-    async def read_audit(who: Annotated[Principal, Depends(principal)],
+    async def read_audit(who: User,
                          limit: int = Query(100, ge=1, le=MAX_LIMIT, description="最多返回条数 entries per page"),
                          before: int | None = Query(None, ge=1, le=2**62,
                                                     description="只返回序号小于此值的条目 entries with seq < before"),

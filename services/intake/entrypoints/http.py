@@ -4,7 +4,7 @@ import asyncio
 from typing import Annotated
 
 import grpc
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.intake import handlers
@@ -17,7 +17,7 @@ from shared.db.base import utcnow
 from shared.db.plumbing import audit
 from shared.errors import Forbidden, NotFound, Unavailable
 from shared.pb import case_pb2, case_pb2_grpc
-from shared.web import Principal, RateLimiter, authenticate
+from shared.web import Principal, RateLimiter, caller
 
 ERRORS = {401: {"description": "未登录或令牌无效"}, 404: {"description": "案件不存在或未与本机构共享"},
           422: {"description": "输入无效: error.field names the field"}}
@@ -28,10 +28,7 @@ def build_router(rt, ctx: handlers.IntakeContext) -> APIRouter:
     query_limiter = RateLimiter(per_minute=30, burst=10)
     case_reads = ReadTrail()
 
-    def principal(request: Request) -> Principal:
-        return authenticate(rt.cfg, request)
-
-    User = Annotated[Principal, Depends(principal)]
+    User = caller(rt.cfg)
 
     @router.post("/api/v1/petitions", status_code=201, responses=ERRORS, summary="登记信访事项 register a petition")
     async def register(body: PetitionIn, who: User,

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
 import grpc
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -25,7 +25,7 @@ from shared import rpc
 from shared.errors import Forbidden, Invalid
 from shared.pb import joint_reception_pb2 as pb
 from shared.pb import joint_reception_pb2_grpc as pb_grpc
-from shared.web import Principal, authenticate
+from shared.web import Principal, caller
 
 TICKET_ROLES = {"clerk", "handler", "admin"}
 DESK_ROLES = {"clerk", "handler", "leader", "admin"}
@@ -130,10 +130,7 @@ class DeclineIn(_In):
 def build_router(rt, ctx: handlers.CentreContext) -> APIRouter:
     router = APIRouter()
 
-    def principal(request: Request) -> Principal:
-        return authenticate(rt.cfg, request)
-
-    User = Annotated[Principal, Depends(principal)]
+    User = caller(rt.cfg)
 
     def may(who: Principal, roles: set[str], what: str) -> None:
         if who.role not in roles:

@@ -9,9 +9,9 @@ import asyncio
 import datetime as dt
 from dataclasses import asdict
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
@@ -23,7 +23,7 @@ from services.legal_referral.domain.relief import yuan
 from shared import divisions
 from shared.categories import CATEGORIES
 from shared.errors import Forbidden, NotFound
-from shared.web import Principal, authenticate
+from shared.web import Principal, caller
 
 ACT_ROLES = {"clerk", "handler", "leader", "admin"}
 ERRORS = {401: {"description": "未登录或令牌无效"}, 403: {"description": "无权限"},
@@ -105,10 +105,7 @@ class ReliefDecisionIn(_In):
 def build_router(rt, ctx: handlers.LegalContext) -> APIRouter:
     router = APIRouter()
 
-    def principal(request: Request) -> Principal:
-        return authenticate(rt.cfg, request)
-
-    User = Annotated[Principal, Depends(principal)]
+    User = caller(rt.cfg)
 
     def acting(who: Principal) -> None:
         if who.role not in ACT_ROLES:

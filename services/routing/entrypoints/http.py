@@ -1,9 +1,8 @@
 """Routing HTTP views for a handler: the agency's offer queue, sign/return, a case's routing decisions."""
 
 import asyncio
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -11,7 +10,7 @@ from sqlalchemy import select
 from services.routing import handlers
 from services.routing.adapters.orm import OfferIn, RoutedCase
 from shared.errors import Forbidden, NotFound
-from shared.web import Principal, authenticate
+from shared.web import Principal, caller
 
 ANSWER_ROLES = {"clerk", "handler", "leader", "admin"}
 
@@ -31,10 +30,7 @@ def _offer_json(o: OfferIn) -> dict:
 def build_router(rt, ctx: handlers.RoutingContext) -> APIRouter:
     router = APIRouter()
 
-    def principal(request: Request) -> Principal:
-        return authenticate(rt.cfg, request)
-
-    User = Annotated[Principal, Depends(principal)]
+    User = caller(rt.cfg)
 
     def answer(who: Principal, case_id: str, act) -> dict:
         if who.role not in ANSWER_ROLES:

@@ -5,7 +5,7 @@ import asyncio
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +13,7 @@ from services.supervision import handlers
 from services.supervision.domain.assessment import to_csv
 from shared import clock, divisions, ledger
 from shared.errors import Forbidden, Invalid
-from shared.web import Principal, authenticate
+from shared.web import Principal, caller
 
 HANDLE_ROLES = {"handler", "leader", "admin"}          # 承办人, 领导: accept, reply, extend, decide
 RECORD_ROLES = {"clerk", "handler", "leader", "admin"}  # record a petitioner's application or rating
@@ -70,10 +70,7 @@ class LeaderIn(_In):
 def build_router(rt, ctx: handlers.SupervisionContext) -> APIRouter:
     router = APIRouter()
 
-    def principal(request: Request) -> Principal:
-        return authenticate(rt.cfg, request)
-
-    User = Annotated[Principal, Depends(principal)]
+    User = caller(rt.cfg)
 
     async def command(who: Principal, roles: set[str], what: str, work) -> dict:
         if who.role not in roles:
