@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import replace
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from shared import telemetry
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # objects cost more than the read; staging runs with every event, prepared (shared/db/prepared.py)
 _ROWS = OutboxRow.__table__
 _STAGE = Prepared(_ROWS.insert())
+_MARK = Prepared(_ROWS.update().where(_ROWS.c.seq == bindparam("the_seq")))  # (executemany: one row a set)
 _PENDING = (select(_ROWS.c.seq, _ROWS.c.subject, _ROWS.c.data, _ROWS.c.headers)
             .where(_ROWS.c.published_at.is_(None)).order_by(_ROWS.c.seq).limit(bindparam("batch")))
 STAGED = "lianfang_staged_events"  # Session.info key: the unit of work staged events (wake the relay on commit)
@@ -61,8 +62,8 @@ class OutboxRelay:
             return s.execute(_PENDING, {"batch": self.batch}).all()
 
     async def _mark(self, seqs: list[int]) -> None:
-        await self.db.run_async(lambda s: s.execute(update(OutboxRow).where(OutboxRow.seq.in_(seqs))
-                                                   .values(published_at=utcnow())))
+        at = utcnow()
+        await self.db.run_async(lambda s: _MARK.run(s, [{"the_seq": seq, "published_at": at} for seq in seqs]))
 
     async def relay_once(self) -> int:
         rows = await asyncio.to_thread(self._pending)
