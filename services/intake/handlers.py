@@ -60,7 +60,7 @@ def register_petition(s: Session, ctx: IntakeContext, p: PetitionIn, who: Princi
     category = p.category or classify(p.title + p.content)
     code = identifiers.new_query_code()
     earlier = _find_repeat(s, alias, category, p) if alias else None
-    if earlier is not None and earlier.terminated_at:
+    if earlier is not None and earlier["terminated_at"]:
         response = _decline_repeat(s, ctx, earlier, p, who, code)
     elif earlier is not None:
         response = _link_repeat(s, ctx, earlier, p, who, code)
@@ -96,45 +96,44 @@ def _open_case(s: Session, ctx: IntakeContext, p: PetitionIn, who: Principal, al
     return {"case_id": case_id, "query_code": code, "status": "registered", "repeat_of": None}
 
 
-def _find_repeat(s: Session, alias: str, category: str | None, p: PetitionIn) -> RegistrationRow | None:
-    # (populate_existing: the fold changes registrations with Core statements, maybe in this transaction)
-    candidates = s.scalars(select(RegistrationRow).where(RegistrationRow.pseudonym == alias,
-                                                         RegistrationRow.division == p.division)
-                           .execution_options(populate_existing=True))
+def _find_repeat(s: Session, alias: str, category: str | None, p: PetitionIn) -> dict | None:
+    """The earlier registration this petition repeats (the same person's same matter), as a row of
+    _SAME_PERSON: its columns by name."""
     text = p.title + p.content
-    for row in candidates:
-        if (category is None or row.category in (None, category)) and \
-                repeat.similarity(row.text, text) >= repeat.SIMILAR_ENOUGH:
+    for row in _SAME_PERSON.all(s, {"pseudonym": alias, "division": p.division}):
+        if (category is None or row["category"] in (None, category)) and \
+                repeat.similarity(row["text"], text) >= repeat.SIMILAR_ENOUGH:
             return row
     return None
 
 
-def _link_repeat(s: Session, ctx: IntakeContext, earlier: RegistrationRow, p: PetitionIn, who: Principal,
+def _link_repeat(s: Session, ctx: IntakeContext, earlier: dict, p: PetitionIn, who: Principal,
                  code: str) -> dict:
     """Not a second case: an event on the first one, which this desk now shares."""
-    audience = sorted(set(earlier.audience) | {ctx.agency})
-    event = outbox.stage(s, Event(case_id=earlier.case_id, type=ledger.REPEAT_LINKED, agency=ctx.agency,
+    audience = sorted(set(earlier["audience"]) | {ctx.agency})
+    event = outbox.stage(s, Event(case_id=earlier["case_id"], type=ledger.REPEAT_LINKED, agency=ctx.agency,
                                   actor=who.user, audience=audience,
                                   payload={"channel": p.channel, "title": p.title,
                                            "query_code_hash": identifiers.query_code_hash(code)}))
     project_event(s, ctx.agency, event, None)
-    audit(s, agency=ctx.agency, actor=who.user, action="case.repeat_linked", object_id=earlier.case_id)
-    return {"case_id": earlier.case_id, "query_code": code, "status": "repeat_linked", "repeat_of": earlier.case_id}
+    audit(s, agency=ctx.agency, actor=who.user, action="case.repeat_linked", object_id=earlier["case_id"])
+    return {"case_id": earlier["case_id"], "query_code": code, "status": "repeat_linked",
+            "repeat_of": earlier["case_id"]}
 
 
-def _decline_repeat(s: Session, ctx: IntakeContext, earlier: RegistrationRow, p: PetitionIn, who: Principal,
+def _decline_repeat(s: Session, ctx: IntakeContext, earlier: dict, p: PetitionIn, who: Principal,
                     code: str) -> dict:
     """The matter completed 三级终结: the repeat is recorded on the case and declined in writing (the
     petitioner's 查询码 shows the reason); it opens nothing and is offered to nobody."""
-    audience = sorted(set(earlier.audience) | {ctx.agency})
-    event = outbox.stage(s, Event(case_id=earlier.case_id, type=ledger.REPEAT_DECLINED, agency=ctx.agency,
+    audience = sorted(set(earlier["audience"]) | {ctx.agency})
+    event = outbox.stage(s, Event(case_id=earlier["case_id"], type=ledger.REPEAT_DECLINED, agency=ctx.agency,
                                   actor=who.user, audience=audience,
                                   payload={"channel": p.channel, "title": p.title, "reason": ledger.TERMINATED_REPEAT_REASON,
                                            "query_code_hash": identifiers.query_code_hash(code)}))
     project_event(s, ctx.agency, event, None)
-    audit(s, agency=ctx.agency, actor=who.user, action="case.repeat_declined", object_id=earlier.case_id)
-    return {"case_id": earlier.case_id, "query_code": code, "status": "repeat_declined", "repeat_of": earlier.case_id,
-            "reason": ledger.TERMINATED_REPEAT_REASON}
+    audit(s, agency=ctx.agency, actor=who.user, action="case.repeat_declined", object_id=earlier["case_id"])
+    return {"case_id": earlier["case_id"], "query_code": code, "status": "repeat_declined",
+            "repeat_of": earlier["case_id"], "reason": ledger.TERMINATED_REPEAT_REASON}
 
 
 @dataclass
@@ -161,6 +160,10 @@ _CASE_UPDATE = Prepared(_cases.update().where(_cases.c.case_id == bindparam("the
 _REGISTRATION_UPDATE = Prepared(_registrations.update().where(_registrations.c.case_id == bindparam("the_case")))
 _EVENT_INSERT, _QUERY_CODE_INSERT = Prepared(CaseEventRow.__table__.insert()), Prepared(QueryCodeRow.__table__.insert())
 _PETITIONER_INSERT = Prepared(PetitionerRow.__table__.insert())
+_SAME_PERSON = Prepared(select(_registrations.c.case_id, _registrations.c.category, _registrations.c.text,
+                               _registrations.c.audience, _registrations.c.terminated_at)
+                        .where(_registrations.c.pseudonym == bindparam("pseudonym"),
+                               _registrations.c.division == bindparam("division")))
 
 
 def fold_event(s: Session, agency: str, ev: Event, stream_seq: int | None, backfill: bool = False) -> Folded:

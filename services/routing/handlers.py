@@ -96,7 +96,8 @@ def on_returned(s: Session, ctx: RoutingContext, ev: Event) -> None:
 _DUE = (select(OfferOut, RoutedCase, OutboxRow.headers)
         .join(RoutedCase, RoutedCase.case_id == OfferOut.case_id)
         .join(OutboxRow, OutboxRow.event_id == OfferOut.event_id)
-        .where(OfferOut.status == "pending", OfferOut.next_try_at <= bindparam("now"), OutboxRow.published_at.is_not(None))
+        .where(OfferOut.status == "pending", OfferOut.next_try_at <= bindparam("now"),
+               OutboxRow.published_at.is_not(None))
         .order_by(OfferOut.next_try_at).limit(100))
 _DELIVERED = Prepared(OfferOut.__table__.update().where(OfferOut.__table__.c.case_id == bindparam("the_case"),
                                                          OfferOut.__table__.c.attempt == bindparam("the_attempt")))
@@ -110,7 +111,8 @@ def due_offers(s: Session) -> list[tuple[OfferOut, RoutedCase, dict]]:
 
 def offers_delivered(s: Session, offers: list[tuple[str, int]]) -> None:
     """(case id, attempt) of each offer the target node has answered."""
-    _DELIVERED.run(s, [{"the_case": case_id, "the_attempt": attempt, "status": "delivered"} for case_id, attempt in offers])
+    _DELIVERED.run(s, [{"the_case": case_id, "the_attempt": attempt, "status": "delivered"}
+                       for case_id, attempt in offers])
 
 
 def offer_failed(s: Session, ctx: RoutingContext, case_id: str, attempt: int, error: str) -> None:

@@ -72,10 +72,11 @@ def _row_hash(prev: str, at: str, agency: str, actor: str, action: str, object_i
 # (prepared: shared/db/prepared.py)
 _INBOX_INSERT, _AUDIT_INSERT = Prepared(InboxRow.__table__.insert()), Prepared(AuditRow.__table__.insert())
 _AUDIT_HEAD = Prepared(select(AuditRow.__table__.c.hash).order_by(AuditRow.__table__.c.seq.desc()).limit(1))
-_AUDIT_LOCK = {"postgresql": Prepared(text("SELECT pg_advisory_xact_lock(224466)")),  # one writer extends the chain at a time
-               # pysqlite begins the transaction only at the first write, so a caller that has only read so
-               # far would read the chain's head outside any lock and two threads would fork the chain. A
-               # no-op write takes SQLite's write lock first (waiting on the busy timeout), then the head is read.
+# One writer extends the chain at a time. PostgreSQL: an advisory lock. SQLite: pysqlite begins the
+# transaction only at the first write, so a caller that has only read so far would read the chain's head
+# outside any lock and two threads would fork the chain; a no-op write takes SQLite's write lock first
+# (waiting on the busy timeout), then the head is read.
+_AUDIT_LOCK = {"postgresql": Prepared(text("SELECT pg_advisory_xact_lock(224466)")),
                "sqlite": Prepared(text("UPDATE audit_log SET seq = seq WHERE 0"))}
 
 

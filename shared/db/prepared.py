@@ -47,7 +47,8 @@ class _Compiled:
 
 
 class Prepared:
-    """`Prepared(table.insert()).run(s, {...})`, `.first(s, {...})` (a dict or None), `.scalar(s, {...})`."""
+    """`Prepared(table.insert()).run(s, {...})`; a select's `.first(s, {...})` (a dict or None), `.all(s, {...})`
+    (a list of dicts), `.scalar(s, {...})`. `s`: the unit of work's Session or Connection."""
 
     def __init__(self, stmt: Executable):
         self.stmt = stmt
@@ -85,17 +86,23 @@ class Prepared:
 
     def first(self, s: Session | Connection, params: Mapping[str, Any]) -> dict | None:
         """The first row as {column: value}, or None."""
+        found = self._rows(s, params, first=True)
+        return found[0] if found else None
+
+    def all(self, s: Session | Connection, params: Mapping[str, Any]) -> list[dict]:
+        """Every row, each as {column: value}."""
+        return self._rows(s, params, first=False)
+
+    def _rows(self, s: Session | Connection, params: Mapping[str, Any], first: bool) -> list[dict]:
         cursor, c = self._execute(s, params)
         if c is None:  # (run by SQLAlchemy)
-            row = cursor.mappings().first()
-            return dict(row) if row is not None else None
+            found = cursor.mappings()
+            return [dict(row) for row in (found.fetchmany(1) if first else found)]
         try:
-            row = cursor.fetchone()
+            found = cursor.fetchmany(1) if first else cursor.fetchall()
         finally:
             cursor.close()
-        if row is None:
-            return None
-        return {name: (p(v) if p else v) for (name, p), v in zip(c.columns, row)}
+        return [{name: (p(v) if p else v) for (name, p), v in zip(c.columns, row)} for row in found]
 
     def scalar(self, s: Session | Connection, params: Mapping[str, Any]) -> Any:
         row = self.first(s, params)

@@ -81,4 +81,6 @@ def test_python_side_defaults_and_constants_in_the_statement_are_honoured(db):
     assert db.run(lambda s: BY_ID.first(s, {"id": "d"}))["n"] == 7
     with db.read() as s:
         assert [r.id for r in s.execute(select(things.c.id).where(things.c.flag == True, things.c.n == 7))] == ["d"]  # noqa: E712
+    db.run(lambda s: INSERT.run(s, {"id": "g", "doc": {}, "at": None, "flag": True}))
     assert db.run(lambda s: FLAGGED.first(s, {})) == {"id": "d"}
+    assert db.run(lambda s: FLAGGED.all(s, {})) == [{"id": "d"}, {"id": "g"}]
