@@ -132,9 +132,9 @@ def offer_failed(s: Session, ctx: RoutingContext, case_id: str, attempt: int, er
 
 def receive_offer(s: Session, ctx: RoutingContext, req) -> OfferIn:
     """交办 arrives. Idempotent per (case, attempt). Under auto_sign_for, sign or return at once."""
-    existing = s.get(OfferIn, (req.case_id, req.attempt))
-    if existing is not None:
-        return existing
+    # (a key lookup first: loading through the ORM cost more than the rest of a new offer's checks)
+    if rows.row_exists(s, OfferIn.__table__, case_id=req.case_id, attempt=req.attempt):
+        return s.get(OfferIn, (req.case_id, req.attempt))
     offer = OfferIn(case_id=req.case_id, attempt=req.attempt, from_agency=req.from_agency, category=req.category,
                     division=req.division, title=req.title, rule=req.rule, reason=req.reason,
                     skipped_level=req.skipped_level, audience=sorted(set(req.audience) | {ctx.agency}),

@@ -5,7 +5,7 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlalchemy import JSON, ColumnElement, DateTime, Integer, String, Text, func, select, text
+from sqlalchemy import JSON, ColumnElement, DateTime, Integer, Select, String, Text, bindparam, func, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import rows
@@ -55,10 +55,16 @@ def already_processed(s: Session, consumer: str, event_id: str) -> bool:
     return False
 
 
-def next_retry(s: Session, next_try_at, pending: ColumnElement) -> datetime | None:
+def next_retry_query(next_try_at, pending: ColumnElement) -> Select:
+    """The query of next_retry for one table of deliveries (`next_try_at`: its column), built once: a
+    statement built anew works out its cache key every time, and a dispatcher asks after every round."""
+    return select(func.min(next_try_at)).where(pending, next_try_at > bindparam("now"))
+
+
+def next_retry(s: Session, query: Select) -> datetime | None:
     """When the earliest owed delivery (`pending`) is due to be tried again: a dispatcher sleeps until then
-    (shared.wakeup.dispatch). `next_try_at` is the column of the table of deliveries."""
-    return s.scalar(select(func.min(next_try_at)).where(pending, next_try_at > utcnow()))
+    (shared.wakeup.dispatch)."""
+    return s.scalar(query, {"now": utcnow()})
 
 
 GENESIS = "0" * 64

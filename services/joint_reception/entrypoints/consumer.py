@@ -14,7 +14,7 @@ from services.joint_reception import handlers
 from services.joint_reception.adapters.orm import InvitationOut, KnownCase
 from shared import ledger, rpc, wakeup
 from shared.bus.envelope import Event
-from shared.db.plumbing import next_retry
+from shared.db.plumbing import next_retry, next_retry_query
 from shared.db.session import PER_UNIT
 from shared.pb import joint_reception_pb2 as pb
 from shared.pb import joint_reception_pb2_grpc as pb_grpc
@@ -22,8 +22,8 @@ from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 # when the earliest owed delivery is due to be tried again (the dispatcher sleeps until then)
-_NEXT_RETRY = functools.partial(next_retry, next_try_at=InvitationOut.next_try_at,
-                                pending=InvitationOut.delivery == "pending")
+_NEXT_RETRY = functools.partial(next_retry, query=next_retry_query(InvitationOut.next_try_at,
+                                                                      InvitationOut.delivery == "pending"))
 _ANSWERS = {pb.InviteReply.ACCEPTED: "accepted", pb.InviteReply.DECLINED: "declined"}
 
 

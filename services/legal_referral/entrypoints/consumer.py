@@ -10,14 +10,14 @@ from services.legal_referral import handlers
 from services.legal_referral.adapters.orm import ReferralOut
 from shared import ledger, rpc, wakeup
 from shared.bus.envelope import Event, events_filter
-from shared.db.plumbing import next_retry
+from shared.db.plumbing import next_retry, next_retry_query
 from shared.pb import referral_pb2, referral_pb2_grpc
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 # when the earliest owed delivery is due to be tried again (the dispatcher sleeps until then)
-_NEXT_RETRY = functools.partial(next_retry, next_try_at=ReferralOut.next_try_at,
-                                pending=ReferralOut.status == "pending")
+_NEXT_RETRY = functools.partial(next_retry, query=next_retry_query(ReferralOut.next_try_at,
+                                                                      ReferralOut.status == "pending"))
 OWN_ONLY = {ledger.REGISTERED: handlers.on_registered, ledger.LEGAL_HANDOVER: handlers.on_handover}
 REACTIONS = {**OWN_ONLY,
              ledger.REFERRAL_ACCEPTED: handlers.on_referral_accepted,

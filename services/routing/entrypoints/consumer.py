@@ -9,14 +9,14 @@ from services.routing import handlers
 from services.routing.adapters.orm import OfferOut
 from shared import ledger, rpc, telemetry, wakeup
 from shared.bus.envelope import Event, events_filter
-from shared.db.plumbing import next_retry
+from shared.db.plumbing import next_retry, next_retry_query
 from shared.pb import assignment_pb2, assignment_pb2_grpc
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 # when the earliest owed delivery is due to be tried again (the dispatcher sleeps until then)
-_NEXT_RETRY = functools.partial(next_retry, next_try_at=OfferOut.next_try_at,
-                                pending=OfferOut.status == "pending")
+_NEXT_RETRY = functools.partial(next_retry, query=next_retry_query(OfferOut.next_try_at,
+                                                                      OfferOut.status == "pending"))
 REACTIONS = {ledger.REGISTERED: handlers.on_registered, ledger.RETURNED: handlers.on_returned}
 
 
