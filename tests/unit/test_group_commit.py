@@ -207,3 +207,15 @@ def test_a_coroutine_that_gives_up_while_its_work_waits_has_it_skipped(db):
 
     assert asyncio.run(run()) == 1
     assert names(db) == {"after"}
+
+
+def test_the_writer_keeps_one_connection_for_all_its_groups_and_a_failed_unit_does_not_spoil_it(db):
+    checkouts = []
+    event.listen(db.engine, "checkout", lambda *_: checkouts.append(threading.current_thread().name))
+    for i in range(20):
+        db.run(insert(f"n{i}"))
+    with pytest.raises(Exception, match="UNIQUE"):
+        db.run(insert("n0"))
+    db.run(insert("after the failure"))
+    assert checkouts == ["sqlite-group-commit"]  # (one per group from the pool: 22)
+    assert names(db) == {f"n{i}" for i in range(20)} | {"after the failure"}
