@@ -65,16 +65,23 @@ def seconds_until(when: datetime | None) -> float:
 
 
 async def dispatch(what: str, one_round: Callable[[], Awaitable[bool]],
-                   next_due: Callable[[], Awaitable[datetime | None]], wakeup: Wakeup, stop: asyncio.Event) -> None:
+                   next_due: Callable[[datetime], Awaitable[datetime | None]], wakeup: Wakeup,
+                   stop: asyncio.Event) -> None:
     """The loop of a dispatcher that delivers owed calls to other nodes (offers, referrals, invitations):
     a round (True: it found work, so look again at once), else sleep until `wakeup` rings (the relay
-    published the event a delivery waits for) or the earliest retry is due."""
+    published the event a delivery waits for) or the earliest retry is due.
+
+    `next_due(began)`: the earliest retry due after `began`, the moment the round began. A retry that
+    fell due while the round looked is then due now, and the next round takes it. (Asked for retries due
+    after *now* instead, a round at the very moment a retry fell due found it not yet due, and next_due
+    no longer in the future: the dispatcher slept IDLE_S.)"""
     while not stop.is_set():
         wakeup.clear()
+        began = datetime.now(timezone.utc)
         try:
             if await one_round():
                 continue
-            wait = seconds_until(await next_due())
+            wait = seconds_until(await next_due(began))
         except Exception as e:
             log.warning("%s: %s", what, e)
             await asyncio.sleep(ERROR_PAUSE_S)

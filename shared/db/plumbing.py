@@ -5,12 +5,17 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlalchemy import JSON, ColumnElement, DateTime, Integer, Select, String, Text, bindparam, func, select, text
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from sqlalchemy import JSON, ColumnElement, DateTime, Integer, String, Text, bindparam, func, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import rows
 from shared.db.base import Base, utcnow
 from shared.db.prepared import Prepared
+
+if TYPE_CHECKING:
+    from shared.db.session import Database
 
 
 class OutboxRow(Base):
@@ -55,16 +60,17 @@ def already_processed(s: Session, consumer: str, event_id: str) -> bool:
     return False
 
 
-def next_retry_query(next_try_at, pending: ColumnElement) -> Select:
-    """The query of next_retry for one table of deliveries (`next_try_at`: its column), built once: a
-    statement built anew works out its cache key every time, and a dispatcher asks after every round."""
-    return select(func.min(next_try_at)).where(pending, next_try_at > bindparam("now"))
+def next_retry(db: "Database", next_try_at, pending: ColumnElement) -> Callable[[datetime], Awaitable[datetime | None]]:
+    """A dispatcher's `next_due` (shared.wakeup.dispatch) for one table of deliveries: when the earliest
+    of the deliveries still owed (`pending`) is due to be tried again (`next_try_at`: the column), of those
+    due after `began`, when the dispatcher's last round began."""
+    # built once: a statement built anew works out its cache key every time, and a dispatcher asks after
+    # every round
+    query = select(func.min(next_try_at)).where(pending, next_try_at > bindparam("after"))
 
-
-def next_retry(s: Session, query: Select) -> datetime | None:
-    """When the earliest owed delivery (`pending`) is due to be tried again: a dispatcher sleeps until then
-    (shared.wakeup.dispatch)."""
-    return s.scalar(query, {"now": utcnow()})
+    async def next_due(began: datetime) -> datetime | None:
+        return await db.run_async(lambda s: s.scalar(query, {"after": began}))
+    return next_due
 
 
 GENESIS = "0" * 64

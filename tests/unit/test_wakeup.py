@@ -8,11 +8,14 @@ import threading
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table
+
 from services.joint_reception import SERVICE_DIR as JOINT_RECEPTION, handlers as joint_reception
 from services.joint_reception.adapters.orm import Ticket
 from shared import wakeup
 from shared.bus.envelope import Event
 from shared.db.migrations import upgrade_head
+from shared.db.plumbing import next_retry
 from shared.db.session import Database
 from shared.wakeup import IDLE_S, Wakeup, seconds_until
 from tests.support import calls_into
@@ -74,7 +77,7 @@ def test_a_dispatcher_looks_again_while_busy_and_otherwise_sleeps_until_rung(mon
                 stop.set()  # (the loop ends when it next looks)
             return outcome
 
-        async def next_due():
+        async def next_due(began):
             return None
 
         task = asyncio.create_task(wakeup.dispatch("test dispatcher", one_round, next_due, w, stop))
@@ -102,13 +105,49 @@ def test_a_dispatcher_wakes_when_its_next_retry_is_due(monkeypatch):
                 stop.set()
             return False
 
-        async def next_due():
+        async def next_due(began):
             return datetime.now(timezone.utc) + timedelta(seconds=0.2)
 
         await asyncio.wait_for(wakeup.dispatch("test dispatcher", one_round, next_due, Wakeup(), stop), timeout=10)
         return len(rounds)
 
     assert asyncio.run(run()) == 2
+
+
+def test_a_retry_that_falls_due_while_a_round_looks_is_taken_by_the_next_round_at_once(tmp_path, monkeypatch):
+    """The round finds the delivery not yet due, and by the time the dispatcher asks when the next one is
+    due, it has fallen due: asked for retries due after *now*, nothing was found and the dispatcher slept
+    IDLE_S (an offer to a node that was down waited that long: test_target_down_during_offer hung)."""
+    monkeypatch.setattr(wakeup, "IDLE_S", 60)
+    db = Database(f"sqlite:///{tmp_path / 'retries.db'}")
+    meta = MetaData()
+    owed = Table("owed", meta, Column("id", Integer, primary_key=True), Column("status", String(10)),
+                 Column("next_try_at", DateTime(timezone=True)))
+    meta.create_all(db.engine)
+
+    async def run():
+        stop, rounds, w = asyncio.Event(), [], Wakeup()
+        retries = next_retry(db, owed.c.next_try_at, owed.c.status == "pending")
+
+        async def one_round():
+            rounds.append(datetime.now(timezone.utc))
+            if len(rounds) == 1:  # nothing due yet; one falls due while the round is still busy
+                await db.run_async(lambda s: s.execute(owed.insert().values(
+                    status="pending", next_try_at=datetime.now(timezone.utc) + timedelta(seconds=0.05))))
+                await asyncio.sleep(0.1)
+            else:
+                stop.set()
+                w.ring()  # (so that the loop ends now, not after its idle sleep)
+            return False
+
+        await asyncio.wait_for(wakeup.dispatch("test dispatcher", one_round, retries, w, stop), timeout=30)
+        return rounds
+
+    try:
+        rounds = asyncio.run(run())
+    finally:
+        db.dispose()
+    assert len(rounds) == 2 and (rounds[1] - rounds[0]).total_seconds() < 5  # not IDLE_S later
 
 
 def test_joint_reception_wakes_its_dispatcher_when_a_waiting_tickets_case_arrives(tmp_path):

@@ -4,7 +4,6 @@ invited node answers — a node that is down during the invitation gets it after
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 
 import grpc
@@ -14,16 +13,13 @@ from services.joint_reception import handlers
 from services.joint_reception.adapters.orm import InvitationOut, KnownCase
 from shared import ledger, rpc, wakeup
 from shared.bus.envelope import Event
-from shared.db.plumbing import next_retry, next_retry_query
+from shared.db.plumbing import next_retry
 from shared.db.session import PER_UNIT
 from shared.pb import joint_reception_pb2 as pb
 from shared.pb import joint_reception_pb2_grpc as pb_grpc
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
-# when the earliest owed delivery is due to be tried again (the dispatcher sleeps until then)
-_NEXT_RETRY = functools.partial(next_retry, query=next_retry_query(InvitationOut.next_try_at,
-                                                                      InvitationOut.delivery == "pending"))
 _ANSWERS = {pb.InviteReply.ACCEPTED: "accepted", pb.InviteReply.DECLINED: "declined"}
 
 
@@ -77,8 +73,8 @@ class CentreWorker:
     async def dispatch(self) -> None:
         wake = self.rt.relay.on_published()  # a session's invitations go out once its event is on the bus
         self.rt.db.on_commit(lambda s: wake.ring() if s.info.get(handlers.TICKETS_WAITING) else None)
-        await wakeup.dispatch("joint reception dispatcher", self._round,
-                              lambda: self.rt.db.run_async(_NEXT_RETRY), wake, self.rt.stop)
+        retries = next_retry(self.rt.db, InvitationOut.next_try_at, InvitationOut.delivery == "pending")
+        await wakeup.dispatch("joint reception dispatcher", self._round, retries, wake, self.rt.stop)
 
     async def _round(self) -> bool:
         """Tickets whose case has reached the ledger are announced; invitations due are delivered."""

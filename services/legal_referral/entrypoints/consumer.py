@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 
 from services.legal_referral import handlers
 from services.legal_referral.adapters.orm import ReferralOut
 from shared import ledger, rpc, wakeup
 from shared.bus.envelope import Event, events_filter
-from shared.db.plumbing import next_retry, next_retry_query
+from shared.db.plumbing import next_retry
 from shared.pb import referral_pb2, referral_pb2_grpc
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
-# when the earliest owed delivery is due to be tried again (the dispatcher sleeps until then)
-_NEXT_RETRY = functools.partial(next_retry, query=next_retry_query(ReferralOut.next_try_at,
-                                                                      ReferralOut.status == "pending"))
 OWN_ONLY = {ledger.REGISTERED: handlers.on_registered, ledger.LEGAL_HANDOVER: handlers.on_handover}
 REACTIONS = {**OWN_ONLY,
              ledger.REFERRAL_ACCEPTED: handlers.on_referral_accepted,
@@ -50,8 +46,9 @@ class LegalWorker:
 
     async def dispatch(self) -> None:
         # a staged 移送 is delivered once the relay has published it (retries when they are due)
-        await wakeup.dispatch("referral dispatcher", self._referral_round, lambda: self.rt.db.run_async(_NEXT_RETRY),
-                              self.rt.relay.on_published(), self.rt.stop)
+        retries = next_retry(self.rt.db, ReferralOut.next_try_at, ReferralOut.status == "pending")
+        await wakeup.dispatch("referral dispatcher", self._referral_round, retries, self.rt.relay.on_published(),
+                              self.rt.stop)
 
     async def _referral_round(self) -> bool:
         due = await self.rt.db.run_async(handlers.due_referrals)

@@ -2,21 +2,17 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 
 from services.routing import handlers
 from services.routing.adapters.orm import OfferOut
 from shared import ledger, rpc, telemetry, wakeup
 from shared.bus.envelope import Event, events_filter
-from shared.db.plumbing import next_retry, next_retry_query
+from shared.db.plumbing import next_retry
 from shared.pb import assignment_pb2, assignment_pb2_grpc
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
-# when the earliest owed delivery is due to be tried again (the dispatcher sleeps until then)
-_NEXT_RETRY = functools.partial(next_retry, query=next_retry_query(OfferOut.next_try_at,
-                                                                      OfferOut.status == "pending"))
 REACTIONS = {ledger.REGISTERED: handlers.on_registered, ledger.RETURNED: handlers.on_returned}
 
 
@@ -40,8 +36,8 @@ class RoutingWorker:
         await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop, subjects=subjects)
 
     async def dispatch(self) -> None:
-        await wakeup.dispatch("offer dispatcher", self._offer_round,
-                              lambda: self.rt.db.run_async(_NEXT_RETRY), self._offers_due, self.rt.stop)
+        retries = next_retry(self.rt.db, OfferOut.next_try_at, OfferOut.status == "pending")
+        await wakeup.dispatch("offer dispatcher", self._offer_round, retries, self._offers_due, self.rt.stop)
 
     async def _offer_round(self) -> bool:
         due = await self.rt.db.run_async(handlers.due_offers)
