@@ -24,6 +24,7 @@ from shared import clock, divisions, ledger
 from shared.bus import outbox
 from shared.bus.envelope import Event
 from shared.config import Directory, NodeConfig
+from shared.db import rows
 from shared.db.base import utcnow
 from shared.db.plumbing import OutboxRow, audit
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
@@ -90,8 +91,8 @@ def _label(ctx: LegalContext, agency: str | None) -> str | None:
 
 def on_registered(s: Session, ctx: LegalContext, ev: Event) -> None:
     """Remember the facts of every case this node registered: routing may hand it over later."""
-    if ev.agency != ctx.agency or s.get(LegalCase, ev.case_id) is not None:
-        return
+    if ev.agency != ctx.agency or rows.row_exists(s, LegalCase.__table__, case_id=ev.case_id):
+        return  # (a key lookup: loading through the ORM cost more than the rest of a registration's handling)
     p = ev.payload
     s.add(LegalCase(case_id=ev.case_id, category=p.get("category"), division=p["division"], title=p["title"],
                     text=p["title"] + p["content"], reported_agency=p.get("reported_agency"), registered_at=ev.time,
@@ -532,11 +533,12 @@ def relief_totals(s: Session, directory: Directory) -> dict:
         t["requested_fen"] += int(requested or 0)
         t["granted_fen"] += int(granted or 0)
         t["approved" if status == "approved" else "refused" if status == "refused" else "open"] += n
-    rows = []
+    agencies = []
     for t in sorted(per.values(), key=lambda x: x["agency"]):
-        rows.append({**{k: v for k, v in t.items() if not k.endswith("_fen")},
-                     "amount_requested": from_fen(t["requested_fen"]), "amount_granted": from_fen(t["granted_fen"])})
-    return {"agencies": rows, "total": {
+        agencies.append({**{k: v for k, v in t.items() if not k.endswith("_fen")},
+                         "amount_requested": from_fen(t["requested_fen"]),
+                         "amount_granted": from_fen(t["granted_fen"])})
+    return {"agencies": agencies, "total": {
         "requests": sum(t["requests"] for t in per.values()),
         "approved": sum(t["approved"] for t in per.values()), "refused": sum(t["refused"] for t in per.values()),
         "open": sum(t["open"] for t in per.values()),
