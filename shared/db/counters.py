@@ -22,11 +22,12 @@ from shared.db.prepared import Prepared
 def _upsert(table: str, keys: tuple[str, ...], counters: tuple[str, ...]) -> Prepared:
     cols = keys + counters
     return Prepared(text(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) "
-                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
-                + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)))
+                         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+                         + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)))
 
 
-def add(s: Session | Connection, table: str, keys: dict[str, object], counts: dict[str, int], periods: list[str]) -> None:
+def add(s: Session | Connection, table: str, keys: dict[str, object], counts: dict[str, int],
+        periods: list[str]) -> None:
     """Add `counts` to the row of each period (a day and its month, say) with these other key values."""
     stmt = _upsert(table, ("period", *keys), tuple(counts))
     stmt.run(s, [{"period": p, **keys, **counts} for p in periods])

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from sqlalchemy import JSON, ColumnElement, DateTime, Integer, String, Text, bindparam, func, select, text

@@ -1,5 +1,5 @@
-"""Statements a projection runs for every event, compiled once per dialect and run on the DB-API cursor of
-the unit of work's connection.
+"""Statements a service runs for every event or request, compiled once per dialect and run on the DB-API
+cursor of the unit of work's connection.
 
 SQLAlchemy's execution path (execution context, parameter processing, result objects) cost ≈ 10 × the
 SQLite statement itself: py-spy on a bench run put a third of the 人社局 intake's CPU in
@@ -7,11 +7,11 @@ Connection.execute and 2 % in sqlite3. A Prepared statement does what that path 
 dialect's SQL and bind casts, the columns' bind and result processors (JSON, dates), DB-API errors
 wrapped as SQLAlchemy's (IntegrityError, OperationalError) — once per set of parameter names, and then
 only the driver call. It runs inside the caller's transaction and savepoints like any statement.
-A statement that needs more than that (Python-side column defaults, RETURNING, IN lists) is run by
+A statement that needs more than that (Python-side column defaults left to fill, IN lists) is run by
 SQLAlchemy as before."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
@@ -107,7 +107,3 @@ class Prepared:
     def scalar(self, s: Session | Connection, params: Mapping[str, Any]) -> Any:
         row = self.first(s, params)
         return None if row is None else next(iter(row.values()))
-
-
-def prepared(statements: Iterable[Executable]) -> list[Prepared]:
-    return [Prepared(s) for s in statements]
