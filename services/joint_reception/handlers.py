@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,8 +30,6 @@ FLAG_AFTER_TRIES = 3
 # Session.info key: the unit of work issued a ticket or learnt a case, so a ticket may be ready to announce
 # (the dispatcher is woken when it commits)
 TICKETS_WAITING = "lianfang_tickets_waiting"
-_UNANNOUNCED_TICKET = select(Ticket.id).where(Ticket.case_id == bindparam("case_id"),
-                                              Ticket.announced.is_(False)).limit(1)
 
 
 class TicketRaced(Exception):
@@ -101,8 +99,11 @@ def on_event(s: Session, ctx: CentreContext, ev: Event) -> list[str] | None:
     if kc is None:
         kc = KnownCase(case_id=ev.case_id, audience=[], registered=False)
         s.add(kc)
-        if s.scalar(_UNANNOUNCED_TICKET, {"case_id": ev.case_id}) is not None:
-            s.info[TICKETS_WAITING] = True  # a ticket issued before the centre knew the case can be announced
+        # A ticket issued before the centre knew the case can now be announced: wake the dispatcher for
+        # every case learnt, not only when this unit sees such a ticket. On PostgreSQL the ticket may
+        # commit while this unit runs, unseen by it, and its own wake-up find the case not yet committed:
+        # neither round announced it, and the ticket's events waited for the idle poll.
+        s.info[TICKETS_WAITING] = True
     if not set(ev.audience) <= set(kc.audience):
         kc.audience = sorted(set(kc.audience) | set(ev.audience))
     if ev.type == ledger.REGISTERED:
