@@ -78,7 +78,7 @@ class Database:
     def unit_of_work(self, bind: Connection | None = None) -> Iterator[Session]:
         """One transaction: commit on success, roll back on any exception. `bind`: a connection of the
         caller's own to run it on (else one from the pool)."""
-        with self._writer, (self._sessions(bind=bind) if bind is not None else self._sessions()) as s, s.begin():
+        with self._writer, self._sessions(bind=bind or self.engine) as s, s.begin():
             yield s
 
     def on_commit(self, callback: Callable[[Session], None]) -> None:
