@@ -35,6 +35,10 @@ HISTORY_BATCH = 256  # events one request of a history read brings at most
 # Consumers the ledger stream may have: 5 durable ones per node, plus the short-lived ones of history
 # reads and operators' tools. nats-server 2.15 limits a stream that sets none to 1,000 — 200 nodes.
 MAX_CONSUMERS = 20_000
+# How long a read-model consumer lets events gather after a batch smaller than a full one, before it
+# takes the next: off the path a petitioner or a clerk waits on, it then wakes, folds, commits and acks
+# once for several events instead of once for each (Bus.consume's `linger`).
+PROJECTION_LINGER_S = 0.2
 
 
 def inbox_prefix(user: str | None) -> str:
@@ -171,7 +175,7 @@ class Bus:
 
     async def consume(self, durable: str, handler: Handler, stop: asyncio.Event, batch: int = 100,
                       subjects: list[str] | None = None, pass_over: PassOver | None = None,
-                      together: Together | None = None) -> None:
+                      together: Together | None = None, linger: float = 0.0) -> None:
         """Durable pull consumer on the case events of `subjects` (envelope.events_filter; the whole ledger
         by default); each event acknowledged after the handler committed. `pass_over` tells, without
         I/O, the events the handler would do nothing with (a case this node does not share): they are
@@ -179,7 +183,9 @@ class Bus:
         gets all the other events of a pulled batch at once (a projection folds many in one unit of
         work: one commit, not one each); should it raise, they go to `handler` one by one, which decides
         for each (malformed, transient). Its work is background work (shared.db.session.BACKGROUND): a
-        waiting caller's unit of work goes first."""
+        waiting caller's unit of work goes first. `linger`: seconds to let events gather after a batch that
+        was not full (PROJECTION_LINGER_S for read models): the first event after a quiet spell is still
+        delivered at once."""
         BACKGROUND.set(True)  # this task and the tasks it starts
         await self.connected.wait()
         puller, held = None, {}
@@ -194,6 +200,8 @@ class Bus:
                     msgs = await puller.next_batch(batch, wait=IDLE_S)
                     if msgs:
                         await self._deliver_batch(msgs, handler, held, pass_over, together)
+                        if linger and len(msgs) < batch:
+                            await asyncio.wait([stopping], timeout=linger)
                 except Exception as e:
                     log.warning("consumer %s: %s", durable, e)
                     if puller is not None and isinstance(e, ConsumerGone):

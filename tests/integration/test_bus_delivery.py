@@ -222,6 +222,41 @@ def test_a_waiting_pull_hands_over_the_first_event_without_waiting_for_a_full_ba
     assert got == [sent]
 
 
+def test_a_lingering_consumer_takes_a_lone_event_at_once_and_what_follows_in_one_batch(nats):
+    """A read model's consumer lingers after a batch that was not full (Bus.consume's `linger`): the first
+    event after a quiet spell is handed over at once, and the events published while it lingers come
+    in one batch after it, not in one batch each."""
+    linger = 5.0
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        bus, stop = Bus(BusConfig(url=nats.url), "test"), asyncio.Event()
+        await bus.connect(stop)
+        first, rest = _events(1)[0], _events(2)
+        batches: list[tuple[list[str], float]] = []
+
+        async def together(got: list[tuple[Event, int]]) -> None:
+            batches.append(([ev.id for ev, _ in got], loop.time()))
+
+        async def handler(ev: Event, seq: int) -> None:
+            batches.append(([ev.id], loop.time()))
+
+        task = asyncio.create_task(bus.consume("lingering", handler, stop, together=together, linger=linger))
+        sent = loop.time()
+        await _publish(bus, [first])
+        assert await _until(lambda: batches)
+        await _publish(bus, rest)  # while the consumer lingers
+        assert await _until(lambda: sum(len(ids) for ids, _ in batches) == 1 + len(rest))
+        stop.set()
+        await task
+        await bus.close()
+        return batches, sent, [first.id], [ev.id for ev in rest]
+
+    batches, sent, first, rest = asyncio.run(run())
+    assert [ids for ids, _ in batches] == [first, rest]
+    assert batches[0][1] - sent < linger  # the lone event did not wait for a linger
+
+
 def test_a_case_history_comes_whole_or_not_at_all(nats, monkeypatch):
     """A node that comes to share a case late reads its history: all of it, in ledger order, across more
     than one fetch; when the server stops answering midway, history() raises (the event that asked for

@@ -4,6 +4,7 @@ from __future__ import annotations
 from services.intake import handlers
 from shared import ledger, metrics
 from shared.bus.envelope import Event
+from shared.bus.jetstream import PROJECTION_LINGER_S
 from shared.bus.folding import Folding
 from shared.runtime import ServiceRuntime
 from shared.sharing import NotShared
@@ -44,4 +45,4 @@ class Projector:
     async def run(self) -> None:
         self.rt.spawn(metrics.watch_ledger(self.rt.bus, self.lag, self.rt.stop))
         await self.rt.bus.consume(self.durable, self.handle, self.rt.stop, pass_over=self.pass_over,
-                                  together=self.together)
+                                  together=self.together, linger=PROJECTION_LINGER_S)

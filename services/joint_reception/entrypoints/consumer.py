@@ -13,6 +13,7 @@ from services.joint_reception import handlers
 from services.joint_reception.adapters.orm import InvitationOut, KnownCase
 from shared import ledger, rpc, wakeup
 from shared.bus.envelope import Event
+from shared.bus.jetstream import PROJECTION_LINGER_S
 from shared.db.plumbing import next_retry
 from shared.db.session import PER_UNIT
 from shared.pb import joint_reception_pb2 as pb
@@ -68,7 +69,7 @@ class CentreWorker:
     async def consume(self) -> None:
         await asyncio.to_thread(self._load_known)
         await self.rt.bus.consume(self.consumer, self.handle, self.rt.stop, pass_over=self.pass_over,
-                                  together=self.together)
+                                  together=self.together, linger=PROJECTION_LINGER_S)
 
     async def dispatch(self) -> None:
         wake = self.rt.relay.on_published()  # a session's invitations go out once its event is on the bus

@@ -8,6 +8,7 @@ import uuid
 from services.supervision import handlers
 from shared import ledger
 from shared.bus.envelope import Event
+from shared.bus.jetstream import PROJECTION_LINGER_S
 from shared.bus.folding import Folding
 from shared.db.session import PER_UNIT
 from shared.runtime import ServiceRuntime
@@ -41,7 +42,7 @@ class SupervisionWorker:
         self.durable = f"{DURABLE_PREFIX}-{self.rt.agency}-{epoch}"
         self.rt.spawn(self._retire_stale_consumers())
         await self.rt.bus.consume(self.durable, self.folding.handle, self.rt.stop, pass_over=self.pass_over,
-                                  together=self.folding.together)
+                                  together=self.folding.together, linger=PROJECTION_LINGER_S)
 
     async def _retire_stale_consumers(self) -> None:
         """A consumer of an earlier (wiped) database of this service would only pile up messages."""
