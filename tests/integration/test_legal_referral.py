@@ -184,7 +184,9 @@ def test_report_against_hrss_never_reaches_it(start_federation):
     assert v["holder"] == JCY and v["legal"]["channel"] == "judicial_staff_report"
     assert v["routing"]["rule"] == "report-against-judicial-staff"
     assert all(e["agency"] != RSJ for e in v["events"])
-    # the procuratorate handles it and may see who reported (positive control for the search below)
+    # the procuratorate handles it and may see who reported (positive control for the search below),
+    # once its own read model has the case (it folds behind the bureau's by up to a linger)
+    until(fed, JCY, case_id, lambda v: v["status"] == "legal_accepted", "report on the procuratorate's node")
     st, seen = fed.client(JCY, "handler").get(f"/api/v1/cases/{case_id}?identity=true")
     assert st == 200 and seen["petitioners"][0]["name"] == name and seen["petitioners"][0]["id_number"] == id_number
     # the 人社局 answers nothing about the case
