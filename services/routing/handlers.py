@@ -98,7 +98,8 @@ _DUE = (select(OfferOut, RoutedCase, OutboxRow.headers)
         .join(OutboxRow, OutboxRow.event_id == OfferOut.event_id)
         .where(OfferOut.status == "pending", OfferOut.next_try_at <= bindparam("now"),
                OutboxRow.published_at.is_not(None))
-        .order_by(OfferOut.next_try_at).limit(100))
+        .order_by(OfferOut.next_try_at).limit(bindparam("batch")))
+DUE_BATCH = 100  # offers a dispatcher round takes at most
 _DELIVERED = Prepared(OfferOut.__table__.update().where(OfferOut.__table__.c.case_id == bindparam("the_case"),
                                                          OfferOut.__table__.c.attempt == bindparam("the_attempt")))
 
@@ -106,7 +107,7 @@ _DELIVERED = Prepared(OfferOut.__table__.update().where(OfferOut.__table__.c.cas
 def due_offers(s: Session) -> list[tuple[OfferOut, RoutedCase, dict]]:
     """Offers whose 交办 event is already on the bus (so no answer can overtake it) and due a try, with
     the trace context the 交办 event was staged in (the call continues that trace)."""
-    return [(o, rc, headers) for o, rc, headers in s.execute(_DUE, {"now": utcnow()})]
+    return [(o, rc, headers) for o, rc, headers in s.execute(_DUE, {"now": utcnow(), "batch": DUE_BATCH})]
 
 
 def offers_delivered(s: Session, offers: list[tuple[str, int]]) -> None:

@@ -89,7 +89,9 @@ class OutboxRelay:
         while not stop.is_set():
             self._wake.clear()  # (a commit while relaying rings again: the wait below returns at once)
             try:
-                if await self.relay_once():
+                # only a full batch may have left rows; a commit that staged more while this one was
+                # relayed rang the wake-up, so the wait below returns at once
+                if await self.relay_once() >= self.batch:
                     continue
             except Exception as e:  # bus down or slow: the rows stay and are retried
                 log.warning("outbox relay: %s", e)

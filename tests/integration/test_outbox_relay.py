@@ -73,3 +73,33 @@ def test_a_commit_that_staged_events_wakes_the_relay(nats, tmp_path, monkeypatch
     assert woken
     assert history == [event.id]
     db.dispose()
+
+
+def test_a_relay_that_took_a_full_batch_looks_again_at_once(nats, tmp_path, monkeypatch):
+    """After a batch smaller than its limit the relay waits for a commit's wake-up; after a full one there
+    may be more rows, which nothing will announce again: it looks at once (its poll is out of reach here)."""
+    monkeypatch.setattr(outbox, "IDLE_S", 600)
+    db = Database(f"sqlite:///{tmp_path / 'outbox.db'}")
+    OutboxRow.__table__.create(db.engine)
+    events = [Event(case_id="C-F", type="test.step", agency="510104-xfj", actor="t", payload={"n": i}, audience=[])
+              for i in range(5)]
+    db.run(lambda s: [outbox.stage(s, ev) for ev in events])  # staged before the relay runs: no wake-up
+
+    async def run():
+        bus, stop = Bus(BusConfig(url=nats.url), "test"), asyncio.Event()
+        await bus.connect(stop)
+        task = asyncio.create_task(outbox.OutboxRelay(db, bus, batch=2).run(stop))
+        try:
+            for _ in range(100):
+                history = [ev.payload["n"] for ev, _ in await bus.history("C-F")]
+                if len(history) == len(events):
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            task.cancel()
+            await bus.close()
+        return history
+
+    assert asyncio.run(run()) == [0, 1, 2, 3, 4]
+    db.dispose()

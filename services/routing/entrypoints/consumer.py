@@ -48,7 +48,10 @@ class RoutingWorker:
         # target answers a repeated case and attempt as before)
         if delivered:
             await self.rt.db.run_async(lambda s: handlers.offers_delivered(s, delivered))
-        return bool(due)  # more may have come due meanwhile: a pause here would be every later offer's wait
+        # Only a full batch may have left offers due. One that came due meanwhile rang the wake-up (its
+        # event was published) or is a retry the next-retry query finds: looking again at once found
+        # nothing but cost a unit of work per round.
+        return len(due) == handlers.DUE_BATCH
 
     async def _deliver(self, case_id: str, attempt: int, target: str, rc, trace: dict) -> bool:
         with telemetry.tracer().start_as_current_span("AssignmentService/Offer call", context=telemetry.extract(trace),
