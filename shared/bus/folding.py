@@ -6,6 +6,7 @@ unit's begin, savepoint and commit cost about as much CPU as the fold itself (`p
 A pulled batch folded in units of up to PER_UNIT events (Bus.consume's `together`) pays it once."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable
 
 from sqlalchemy.orm import Session
@@ -31,30 +32,40 @@ class Folding:
         await self.together([(event, seq)])
 
     async def together(self, events: list[tuple[Event, int]]) -> None:
-        """Bus.consume's `together`: a batch, in ledger order. A unit of work ends early after an event
-        whose case's history is missing; that history is folded (in units of its own) before the next event."""
-        while events:
-            folded, history_missing = await self._fold_unit(events[:PER_UNIT], backfill=False)
-            events = events[folded:]
-            if history_missing:
-                history = await self.rt.bus.history(*history_missing)
-                while history:
-                    folded, _ = await self._fold_unit(history[:PER_UNIT], backfill=True)
-                    history = history[folded:]
+        """Bus.consume's `together`: a batch, in ledger order, in units of work of up to PER_UNIT events.
+        An event whose case's history is missing holds back that case's later events while the unit goes
+        on with the other cases; the missing histories are then read at once (concurrently) and folded
+        together, and the events held back after them."""
+        for start in range(0, len(events), PER_UNIT):
+            part = events[start:start + PER_UNIT]
+            while part:
+                missing, part = await self._fold_unit(part)
+                if missing:
+                    histories = await asyncio.gather(*(self.rt.bus.history(case, seq) for case, seq in missing))
+                    history = [event for h in histories for event in h]
+                    for at in range(0, len(history), PER_UNIT):
+                        await self._fold_unit(history[at:at + PER_UNIT], backfill=True)
 
-    async def _fold_unit(self, events: list[tuple[Event, int]], backfill: bool) -> tuple[int, tuple[str, int] | None]:
-        """One unit of work: the events in order, up to the first whose case's history is missing. Returns
-        how many were folded and, if any, that case with the stream sequence of its event."""
-        results = await self.rt.db.run_async(lambda s: self._fold_until_history_missing(s, events, backfill))
-        for (event, _), result in zip(events, results):
+    async def _fold_unit(self, events: list[tuple[Event, int]], backfill: bool = False
+                         ) -> tuple[list[tuple[str, int]], list[tuple[Event, int]]]:
+        """One unit of work. Returns the cases whose history turned out missing (with the stream sequence
+        of the event that found it so) and the events held back behind them."""
+        done, held, missing = await self.rt.db.run_async(lambda s: self._fold_around_missing(s, events, backfill))
+        for event, result in done:
             self.learn(event, result)
-        event, seq = events[len(results) - 1]
-        return len(results), (None if self.applied(results[-1]) else (event.case_id, seq))
+        return missing, held
 
-    def _fold_until_history_missing(self, s: Session, events: list[tuple[Event, int]], backfill: bool) -> list:
-        results = []
+    def _fold_around_missing(self, s: Session, events: list[tuple[Event, int]], backfill: bool):
+        """(event, result) of each event folded, the events held back, the cases whose history is missing.
+        (A backfill folds every event: one that still finds its case missing has nothing to fold into.)"""
+        done, held, missing, stalled = [], [], [], set()
         for event, seq in events:
-            results.append(self.fold(s, event, seq, backfill))
-            if not self.applied(results[-1]):
-                break
-        return results
+            if event.case_id in stalled:
+                held.append((event, seq))
+                continue
+            result = self.fold(s, event, seq, backfill)
+            done.append((event, result))
+            if not backfill and not self.applied(result):
+                stalled.add(event.case_id)
+                missing.append((event.case_id, seq))
+        return done, held, missing

@@ -1,6 +1,6 @@
 """shared.bus.folding.Folding against a real SQLite file and a real nats-server: a pulled batch is folded
 in units of work of at most PER_UNIT events, and a case the node comes to share in the middle of a batch
-has its history read from the ledger and folded before the batch goes on."""
+has its history read from the ledger and folded before that case's later events."""
 from __future__ import annotations
 
 import asyncio
@@ -53,7 +53,7 @@ async def _folding(url: str, db_path, events: list[Event]) -> tuple[Folding, Pro
     return folding, projection, db, bus, seqs
 
 
-def test_a_case_shared_mid_batch_has_its_history_folded_before_the_batch_goes_on(nats, tmp_path):
+def test_a_case_shared_mid_batch_has_its_history_folded_while_the_other_cases_go_on(nats, tmp_path):
     a0, a1, b0, b1 = _event("C-A", 0), _event("C-A", 1), _event("C-B", 0), _event("C-B", 1)
 
     async def scenario():
@@ -67,13 +67,43 @@ def test_a_case_shared_mid_batch_has_its_history_folded_before_the_batch_goes_on
         return projection, stored
 
     projection, stored = asyncio.run(scenario())
-    assert projection.calls == [("C-A", 1, False), ("C-A", 0, True), ("C-A", 1, True),
-                                ("C-B", 0, False), ("C-B", 1, False)]
+    # A1 finds A's history missing: B goes on in the same unit, then A's history is folded in a unit of its own
+    assert projection.calls == [("C-A", 1, False), ("C-B", 0, False), ("C-B", 1, False),
+                                ("C-A", 0, True), ("C-A", 1, True)]
     assert stored == [("C-A", 0), ("C-A", 1), ("C-B", 0), ("C-B", 1)]
-    # units of work: A1 alone (it ends its unit), A's history in one, then the rest of the batch in one
     units = [id(unit) for unit in projection.units]
-    assert units[1] == units[2] and units[3] == units[4] and len({units[0], units[1], units[3]}) == 3
-    assert projection.learned == [a1.id, a0.id, a1.id, b0.id, b1.id]  # every fold's result, once durable
+    assert units[0] == units[1] == units[2] and units[3] == units[4] and units[0] != units[3]
+    assert projection.learned == [a1.id, b0.id, b1.id, a0.id, a1.id]  # every fold's result, once durable
+
+
+def test_cases_shared_in_one_batch_have_their_histories_read_together_and_their_later_events_wait(nats, tmp_path):
+    """Two cases shared mid-batch: one unit for the batch (each case's later event held back behind its
+    missing history), one for both histories, one for the events held back — not two units a case."""
+    a0, a1, a2, b0, b1, b2, c0 = (_event("C-A", 0), _event("C-A", 1), _event("C-A", 2), _event("C-B", 0),
+                                  _event("C-B", 1), _event("C-B", 2), _event("C-C", 0))
+
+    async def scenario():
+        folding, projection, db, bus, seqs = await _folding(nats.url, tmp_path / "fold.db", [a0, b0, a1, b1, c0])
+        # (A2 and B2 are on the ledger when the histories are read: folded with them, and again — changing
+        # nothing — when their turn in the batch comes)
+        for ev in (a2, b2):
+            seqs[ev.id] = await bus.publish(ev.subject, ev.to_json().encode(), {"Nats-Msg-Id": ev.id})
+        await folding.together([(ev, seqs[ev.id]) for ev in (a1, b1, a2, c0, b2)])
+        with db.read() as s:
+            stored = sorted(s.execute(select(folded.c.case_id, folded.c.n)).all())
+        await bus.close()
+        db.dispose()
+        return projection, stored
+
+    projection, stored = asyncio.run(scenario())
+    assert stored == [("C-A", 0), ("C-A", 1), ("C-A", 2), ("C-B", 0), ("C-B", 1), ("C-B", 2), ("C-C", 0)]
+    units: dict[int, list] = {}
+    for call, unit in zip(projection.calls, projection.units):
+        units.setdefault(id(unit), []).append(call)
+    assert list(units.values())[0] == [("C-A", 1, False), ("C-B", 1, False), ("C-C", 0, False)]
+    assert sorted(list(units.values())[1]) == [("C-A", 0, True), ("C-A", 1, True), ("C-A", 2, True),
+                                               ("C-B", 0, True), ("C-B", 1, True), ("C-B", 2, True)]
+    assert list(units.values())[2:] == [[("C-A", 2, False), ("C-B", 2, False)]]
 
 
 def test_a_batch_is_folded_in_units_of_per_unit_events(nats, tmp_path):
