@@ -53,20 +53,25 @@ async def _folding(url: str, db_path, events: list[Event]) -> tuple[Folding, Pro
     return folding, projection, db, bus, seqs
 
 
-def test_a_case_shared_mid_batch_has_its_history_folded_while_the_other_cases_go_on(nats, tmp_path):
-    a0, a1, b0, b1 = _event("C-A", 0), _event("C-A", 1), _event("C-B", 0), _event("C-B", 1)
-
+def _fold_batch(url: str, db_path, ledger: list[Event], batch: list[Event]) -> tuple[Projection, list]:
+    """Put `ledger` on the bus and fold `batch` (some of its events) together: the projection, and the
+    (case, n) rows stored."""
     async def scenario():
-        folding, projection, db, bus, seqs = await _folding(nats.url, tmp_path / "fold.db", [a0, a1, b0, b1])
-        # A0 was passed over (not shared then); A1 makes the case shared: its history is missing
-        await folding.together([(ev, seqs[ev.id]) for ev in (a1, b0, b1)])
+        folding, projection, db, bus, seqs = await _folding(url, db_path, ledger)
+        await folding.together([(ev, seqs[ev.id]) for ev in batch])
         with db.read() as s:
             stored = sorted(s.execute(select(folded.c.case_id, folded.c.n)).all())
         await bus.close()
         db.dispose()
         return projection, stored
 
-    projection, stored = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_case_shared_mid_batch_has_its_history_folded_while_the_other_cases_go_on(nats, tmp_path):
+    a0, a1, b0, b1 = _event("C-A", 0), _event("C-A", 1), _event("C-B", 0), _event("C-B", 1)
+    # A0 was passed over (not shared then); A1 makes the case shared: its history is missing
+    projection, stored = _fold_batch(nats.url, tmp_path / "fold.db", [a0, a1, b0, b1], [a1, b0, b1])
     # A1 finds A's history missing: B goes on in the same unit, then A's history is folded in a unit of its own
     assert projection.calls == [("C-A", 1, False), ("C-B", 0, False), ("C-B", 1, False),
                                 ("C-A", 0, True), ("C-A", 1, True)]
@@ -81,21 +86,10 @@ def test_cases_shared_in_one_batch_have_their_histories_read_together_and_their_
     missing history), one for both histories, one for the events held back — not two units a case."""
     a0, a1, a2, b0, b1, b2, c0 = (_event("C-A", 0), _event("C-A", 1), _event("C-A", 2), _event("C-B", 0),
                                   _event("C-B", 1), _event("C-B", 2), _event("C-C", 0))
-
-    async def scenario():
-        folding, projection, db, bus, seqs = await _folding(nats.url, tmp_path / "fold.db", [a0, b0, a1, b1, c0])
-        # (A2 and B2 are on the ledger when the histories are read: folded with them, and again — changing
-        # nothing — when their turn in the batch comes)
-        for ev in (a2, b2):
-            seqs[ev.id] = await bus.publish(ev.subject, ev.to_json().encode(), {"Nats-Msg-Id": ev.id})
-        await folding.together([(ev, seqs[ev.id]) for ev in (a1, b1, a2, c0, b2)])
-        with db.read() as s:
-            stored = sorted(s.execute(select(folded.c.case_id, folded.c.n)).all())
-        await bus.close()
-        db.dispose()
-        return projection, stored
-
-    projection, stored = asyncio.run(scenario())
+    # (A2 and B2 are on the ledger when the histories are read: folded with them, and again — changing
+    # nothing — when their turn in the batch comes)
+    projection, stored = _fold_batch(nats.url, tmp_path / "fold.db", [a0, b0, a1, b1, c0, a2, b2],
+                                     [a1, b1, a2, c0, b2])
     assert stored == [("C-A", 0), ("C-A", 1), ("C-A", 2), ("C-B", 0), ("C-B", 1), ("C-B", 2), ("C-C", 0)]
     units: dict[int, list] = {}
     for call, unit in zip(projection.calls, projection.units):
@@ -108,19 +102,9 @@ def test_cases_shared_in_one_batch_have_their_histories_read_together_and_their_
 
 def test_a_batch_is_folded_in_units_of_per_unit_events(nats, tmp_path):
     events = [_event(f"C-{i}", 0) for i in range(2 * PER_UNIT + 6)]
-
-    async def scenario():
-        folding, projection, db, bus, seqs = await _folding(nats.url, tmp_path / "fold.db", events)
-        await folding.together([(ev, seqs[ev.id]) for ev in events])
-        with db.read() as s:
-            count = len(s.execute(select(folded.c.case_id)).all())
-        await bus.close()
-        db.dispose()
-        return projection, count
-
-    projection, count = asyncio.run(scenario())
+    projection, stored = _fold_batch(nats.url, tmp_path / "fold.db", events, events)
     sizes: dict[int, int] = {}
     for unit in projection.units:
         sizes[id(unit)] = sizes.get(id(unit), 0) + 1
     assert list(sizes.values()) == [PER_UNIT, PER_UNIT, 6]
-    assert count == len(events)
+    assert len(stored) == len(events)
