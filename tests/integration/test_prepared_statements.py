@@ -8,7 +8,9 @@ from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, MetaData, String, Table, bindparam, exc, select, text
+from sqlalchemy.orm import registry
 
+from shared.db import rows
 from shared.db.prepared import Prepared
 from shared.db.session import Database
 
@@ -25,6 +27,17 @@ FLAGGED = Prepared(select(things.c.id).where(things.c.flag == True, things.c.n =
 RENAME = Prepared(things.update().where(things.c.id == bindparam("old")))
 TALLY = Prepared(text("INSERT INTO tallies (key, n) VALUES (:key, :n) ON CONFLICT (key) DO UPDATE SET n = tallies.n + excluded.n"))
 AT = datetime(2026, 11, 30, 8, 15, 30, tzinfo=timezone.utc)
+
+
+class Thing:
+    """An ORM class of `things` (rows.insert_object)."""
+
+    def __init__(self, **columns):
+        for name, value in columns.items():
+            setattr(self, name, value)
+
+
+registry().map_imperatively(Thing, things)
 
 
 @pytest.fixture
@@ -84,3 +97,11 @@ def test_python_side_defaults_and_constants_in_the_statement_are_honoured(db):
     db.run(lambda s: INSERT.run(s, {"id": "g", "doc": {}, "at": None, "flag": True}))
     assert db.run(lambda s: FLAGGED.first(s, {})) == {"id": "d"}
     assert db.run(lambda s: FLAGGED.all(s, {})) == [{"id": "d"}, {"id": "g"}]
+
+
+def test_an_orm_object_never_added_to_the_session_is_inserted_as_it_stands(db):
+    doc = {"受理": ["人社局"]}
+    db.run(lambda s: rows.insert_object(s, Thing(id="o", doc=doc, at=AT, flag=True)))  # n unset: its default
+    row = db.run(lambda s: BY_ID.first(s, {"id": "o"}))
+    assert (row["doc"], row["flag"], row["n"]) == (doc, True, 7)
+    assert db.run(lambda s: rows.row_exists(s, things, id="o"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 from services.intake import handlers
 from shared import ledger, metrics
 from shared.bus.envelope import Event
-from shared.bus.jetstream import PROJECTION_LINGER_S
 from shared.bus.folding import Folding
+from shared.bus.jetstream import PROJECTION_LINGER_S
 from shared.runtime import ServiceRuntime
 from shared.sharing import NotShared
 

@@ -8,8 +8,8 @@ import uuid
 from services.supervision import handlers
 from shared import ledger
 from shared.bus.envelope import Event
-from shared.bus.jetstream import PROJECTION_LINGER_S
 from shared.bus.folding import Folding
+from shared.bus.jetstream import PROJECTION_LINGER_S
 from shared.db.session import PER_UNIT
 from shared.runtime import ServiceRuntime
 from shared.sharing import NotShared
