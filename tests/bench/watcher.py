@@ -60,8 +60,14 @@ class BusWatcher:
 
     async def _main(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        async def bus_error(e: Exception) -> None:
+            # (closing over TLS can meet the server's last bytes after its close_notify: nats-py's default
+            # handler printed a traceback for that at the end of every few runs)
+            if not self._stop.is_set():
+                print(f"bench watcher: bus error: {e!r}", flush=True)
+
         nc = await nats.connect(self.url, name="bench-watcher", user=self.user, password=self.password, tls=self.tls,
-                                inbox_prefix=self.inbox_prefix, max_reconnect_attempts=-1)
+                                inbox_prefix=self.inbox_prefix, max_reconnect_attempts=-1, error_cb=bus_error)
         js = nc.jetstream(timeout=10)
         for _ in range(100):  # the first node to connect creates the stream
             try:
