@@ -38,12 +38,6 @@ def _stage(s: Session, ctx: RoutingContext, case_id: str, type_: str, payload: d
                                  audience=sorted(audience)))
 
 
-# A routed case and its offer are written by prepared statements (shared/db/prepared.py), not ORM objects
-# flushed at commit: that flush was ≈ 10 % of the desk's routing CPU (py-spy). (A case routed again after
-# a return is loaded and changed through the ORM.)
-_OFFER_OUT = Prepared(OfferOut.__table__.insert())
-
-
 def on_registered(s: Session, ctx: RoutingContext, ev: Event) -> None:
     """首问负责: the node that received the petition routes it (and holds it until someone signs)."""
     if ev.agency != ctx.agency or rows.row_exists(s, RoutedCase.__table__, case_id=ev.case_id):
@@ -53,7 +47,7 @@ def on_registered(s: Session, ctx: RoutingContext, ev: Event) -> None:
                     text=p["title"] + p["content"], reported_agency=p.get("reported_agency"), audience=ev.audience,
                     attempt=0, returns=0, excluded=[], decisions=[])  # (not added to the session: inserted below)
     route(s, ctx, rc)
-    rows.insert_object(s, rc)
+    rows.insert_object(s, rc)  # (not flushed by the ORM: that flush was ≈ 10 % of the desk's routing CPU)
 
 
 def route(s: Session, ctx: RoutingContext, rc: RoutedCase) -> None:
@@ -76,8 +70,8 @@ def route(s: Session, ctx: RoutingContext, rc: RoutedCase) -> None:
         return
     offered = _stage(s, ctx, rc.case_id, ledger.OFFERED, {"to": d.target, "lead": d.target, "co_handlers": d.co_handlers,
                                                           "attempt": rc.attempt, "routing": record}, rc.audience)
-    _OFFER_OUT.run(s, dict(case_id=rc.case_id, attempt=rc.attempt, target=d.target, event_id=offered.id,
-                           status="pending", tries=0, next_try_at=utcnow(), last_error=None, flagged=False))
+    rows.insert_object(s, OfferOut(case_id=rc.case_id, attempt=rc.attempt, target=d.target, event_id=offered.id,
+                                   status="pending", tries=0, next_try_at=utcnow(), flagged=False))
 
 
 def on_returned(s: Session, ctx: RoutingContext, ev: Event) -> None:

@@ -1,6 +1,7 @@
 """Is there a row with this key? Insert this ORM object without the ORM's flush. One prepared statement
-(shared/db/prepared.py) each, on the unit of work's connection. Projections, inbox and audit check and write their rows with prepared statements, not ORM
-objects: per event the ORM's identity map, flush and statement building cost more than the SQL itself."""
+(shared/db/prepared.py) each, on the unit of work's connection. Projections, inbox and audit check and
+write their rows with prepared statements, not ORM objects: per event the ORM's identity map, flush and
+statement building cost more than the SQL itself."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -20,7 +21,6 @@ def _exists(table: Table, columns: tuple[str, ...]) -> Prepared:
 def row_exists(s: Session | Connection, table: Table, **key: object) -> bool:
     """Is there a row with these column values (a primary or unique key)?"""
     return bool(_exists(table, tuple(sorted(key))).scalar(s, key))
-
 
 
 @lru_cache(maxsize=None)
