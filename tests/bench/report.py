@@ -21,8 +21,9 @@ def table(result: dict) -> str:
               f"baseline GET /healthz     {result['baseline_http_per_s']:8.1f} req/s  ({result['concurrency']} clients)",
               f"intake POST /petitions    {result['intake_per_s']:8.1f} req/s  ratio {result['intake_to_baseline']:.2f}"
               f"  (target ≥ 0.4: {'met' if t['intake_vs_baseline']['met'] else 'NOT met'})",
-              *([f"intake, {result['intake_node_alone']['per_s']:.1f} req/s with the other nodes paused (sizing, not the target)"]
-                if result.get("intake_node_alone") else []),
+              *([f"intake, {result['intake_node_alone']['per_s']:.1f} req/s with the other nodes paused, "
+                 f"{result['intake_intake_alone']['per_s']:.1f} req/s with only the desk's intake process running "
+                 f"(sizing, not the target)"] if result.get("intake_node_alone") else []),
               f"e2e at {result['e2e_step_per_s']}/s{'' if result.get('e2e_step_kept_up', True) else ' (not kept up)'}"
               f"            p50 {_f(result['e2e_p50_ms'])} ms, "
               f"p99 {_f(result['e2e_p99_ms'])} ms  (target p99 ≤ 300 at 200/s: "
@@ -36,6 +37,9 @@ def table(result: dict) -> str:
               + f"; ceiling ≈ {result['cpu_per_petition']['ceiling_per_s']} petitions/s on this machine "
               f"({result['cpu_per_petition'].get('ms_total_with_idle')} ms and "
               f"{result['cpu_per_petition'].get('ceiling_with_idle_per_s')}/s counting what it burns idle)",
+              "  by node: " + ", ".join(f"{k} {v}" for k, v in result['cpu_per_petition']['ms_by_node'].items())
+              + f"; 200/s offered leaves {result['cpu_per_petition']['budget_ms_at_200']} ms a petition in all "
+              f"(the bench client took {result['cpu_per_petition']['bench_client_ms']})",
               "", f"{'process':<26} {'CPU s':>7} {'idle %':>7} {'peak RSS MB':>12}"]
     for name, p in sorted(result["processes"].items(), key=lambda kv: -kv[1].get("cpu_s", 0)):
         lines.append(f"{name:<26} {p.get('cpu_s', 0):>7.1f} {p.get('cpu_pct_by_phase', {}).get('idle', 0):>7.1f} "

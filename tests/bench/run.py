@@ -3,8 +3,9 @@
 Starts its own JetStream server and the demo federation (SQLite, auto sign-for on) under var/bench/, then:
   1. baseline   GET /healthz on the county 信访局 intake (510104-xfj), closed loop, N clients;
   2. intake     POST /api/v1/petitions there (劳动社保, distinct petitioners), same client and N;
-                with --node-alone-seconds, again with the other six nodes' processes paused (SIGSTOP):
-                a sizing figure for one node with a machine of its own, not the target's;
+                with --node-alone-seconds, again with the other six nodes' processes paused (SIGSTOP: one
+                node with a machine of its own) and with every process but the desk's intake paused (the
+                registration path itself): figures for sizing, not the target's;
   3. steps      open-loop offered load (5, 10, 25, 50, 100, 200 petitions/s, as many as the time budget
                 allows), latency submitted → case.signed_for by the county 人社局 (510104-rsj), watched on
                 the bus with a core NATS subscription; e2e_p50_ms / e2e_p99_ms are those of the highest
@@ -104,7 +105,7 @@ class Bench:
 
             say(f"intake: POST /api/v1/petitions on {BUREAU}, {a.concurrency} clients, {a.seconds:.0f} s")
             room = load.DISTINCT_IDS - 1 - int(sum(a.steps) * a.step_seconds) - 10 - \
-                (a.node_alone_max if a.node_alone_seconds > 0 else 0)
+                (2 * a.node_alone_max if a.node_alone_seconds > 0 else 0)
             intake = await load.closed_loop(desk.submit, a.concurrency, a.seconds, max_requests=room)
             self.procs.mark("intake", time.monotonic())
             out["intake_per_s"] = round(load.rate(intake, 201), 1)
@@ -124,7 +125,9 @@ class Bench:
 
             alone_cases: list[str] = []
             if a.node_alone_seconds > 0:
-                out["intake_node_alone"], alone_cases = await self.node_alone(desk)
+                for phase in ("node", "intake"):
+                    out[f"intake_{phase}_alone"], cases = await self.alone(desk, phase)
+                    alone_cases += cases
 
             step_samples: list[tuple[int, list[load.Sample], float, int, int]] = []
             for rate in a.steps:
@@ -195,29 +198,33 @@ class Bench:
         out["bus_events_seen"] = self.watcher.count
         return out
 
-    async def node_alone(self, desk: load.Desk) -> tuple[dict, list[str]]:
-        """(--node-alone-seconds) Registrations at the bureau's node while the other six nodes' processes
-        are paused (SIGSTOP): what one node takes with the machine to itself, as when every node has a
-        machine of its own. A figure for sizing, not the target's (that is intake_per_s, with the whole
-        federation working); afterwards the federation works off the burst (drained like the intake's)."""
+    async def alone(self, desk: load.Desk, phase: str) -> tuple[dict, list[str]]:
+        """(--node-alone-seconds) Registrations at the bureau while other processes are paused (SIGSTOP):
+        `node` pauses the other six nodes — what one node takes with the machine to itself, as when every
+        node has a machine of its own; `intake` pauses every service process but the bureau's intake —
+        what the registration path itself takes (HTTP, checks, the unit of work, the outbox publish) next
+        to the bare endpoint. Figures for sizing and diagnosis, not the target's (that is intake_per_s,
+        with the whole federation working); afterwards the federation works off the burst."""
         a = self.args
-        others = [pid for name, pid in self.procs.pids.items() if "/" in name and not name.startswith(BUREAU + "/")]
-        say(f"intake, {BUREAU} alone: the other nodes' {len(others)} processes paused, {a.concurrency} clients, "
-            f"{a.node_alone_seconds:.0f} s")
-        for pid in others:
+        keep = (lambda name: name.startswith(BUREAU + "/")) if phase == "node" else \
+            (lambda name: name == f"{BUREAU}/intake")
+        paused = [pid for name, pid in self.procs.pids.items() if "/" in name and not keep(name)]
+        say(f"intake, {'the ' + BUREAU + ' node' if phase == 'node' else BUREAU + '/intake'} alone: "
+            f"{len(paused)} other service processes paused, {a.concurrency} clients, {a.node_alone_seconds:.0f} s")
+        for pid in paused:
             os.kill(pid, signal.SIGSTOP)
         try:
             samples = await load.closed_loop(desk.submit, a.concurrency, a.node_alone_seconds,
                                              max_requests=a.node_alone_max)
         finally:
-            for pid in others:
+            for pid in paused:
                 os.kill(pid, signal.SIGCONT)
-        self.procs.mark("node alone", time.monotonic())
+        self.procs.mark(f"{phase} alone", time.monotonic())
         summary = {"per_s": round(load.rate(samples, 201), 1), **self.closed_summary(samples, 201)}
         say(f"  → {summary['per_s']} petitions/s, p50 {summary['p50_ms']} ms, errors {summary['errors']}")
         cases = [x.case_id for x in samples if x.status == 201]
-        summary["drain"] = await self.settle(cases, a.drain_seconds, "drain after the node alone")
-        self.procs.mark("drain alone", time.monotonic())
+        summary["drain"] = await self.settle(cases, a.drain_seconds, f"drain after the {phase} alone")
+        self.procs.mark(f"drain {phase} alone", time.monotonic())
         say(f"  → {summary['drain']}")
         return summary, cases
 
@@ -342,8 +349,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--step-seconds", type=float, default=12)
     ap.add_argument("--pool", type=int, default=256, help="HTTP connections at most (open loop)")
     ap.add_argument("--node-alone-seconds", type=float, default=0,
-                    help="also register at the bureau's node with the other nodes paused (0: skip; a sizing figure)")
-    ap.add_argument("--node-alone-max", type=int, default=1500, help="registrations in that phase at most")
+                    help="also register at the bureau with the other nodes paused, then with all but its intake "
+                         "process paused (0: skip; figures for sizing)")
+    ap.add_argument("--node-alone-max", type=int, default=1500, help="registrations in each such phase at most")
     ap.add_argument("--drain-seconds", type=float, default=30, help="wait for the intake phase's cases")
     ap.add_argument("--settle-seconds", type=float, default=8, help="wait after each step")
     ap.add_argument("--grace-seconds", type=float, default=25, help="final wait before a case counts as lost")
@@ -368,19 +376,28 @@ def cpu_per_petition(table: ProcessTable, result: dict) -> dict:
     cases = result["lost_detail"]["accepted"]
     gross = sum(cpu for name, cpu in used.items() if name != "bench-client")
     by_kind: dict[str, float] = {}
+    by_node: dict[str, float] = {}
     for name, cpu in used.items():
         if name == "bench-client":
             continue
-        kind = name.split("/", 1)[1] if "/" in name else name
+        node, _, kind = name.rpartition("/")
         net = cpu - idle_used.get(name, 0) / idle_s * seconds
         by_kind[kind] = by_kind.get(kind, 0) + net
+        by_node[node or kind] = by_node.get(node or kind, 0) + net
     total = sum(by_kind.values())
-    ms_each = {k: round(v * 1000 / cases, 1) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])} if cases else {}
-    return {"cases": cases, "window_s": round(seconds, 1), "ms_by_kind": ms_each,
+
+    def per_case(cpu_s: dict[str, float]) -> dict[str, float]:
+        return {k: round(v * 1000 / cases, 1) for k, v in sorted(cpu_s.items(), key=lambda kv: -kv[1])} if cases else {}
+    cores = os.cpu_count() or 1
+    # ms_by_node: the bureau and the 人社局 carry the petition; the city bureau supervises it; the other
+    # nodes read each event only to find it is not theirs. budget_ms_at_200: what a petition may cost in
+    # all for 200 a second to fit on this machine's cores at all (queues would still grow near it).
+    return {"cases": cases, "window_s": round(seconds, 1), "ms_by_kind": per_case(by_kind),
+            "ms_by_node": per_case(by_node), "budget_ms_at_200": round(cores * 1000 / 200, 1),
             "ms_total": round(total * 1000 / cases, 1) if cases else None,
-            "ceiling_per_s": round((os.cpu_count() or 1) * cases / total, 1) if cases and total > 0 else None,
+            "ceiling_per_s": round(cores * cases / total, 1) if cases and total > 0 else None,
             "ms_total_with_idle": round(gross * 1000 / cases, 1) if cases else None,
-            "ceiling_with_idle_per_s": round((os.cpu_count() or 1) * cases / gross, 1) if cases and gross > 0 else None,
+            "ceiling_with_idle_per_s": round(cores * cases / gross, 1) if cases and gross > 0 else None,
             "bench_client_ms": round(used.get("bench-client", 0) * 1000 / cases, 1) if cases else None}
 
 
