@@ -22,7 +22,7 @@ def table(result: dict) -> str:
               f"intake POST /petitions    {result['intake_per_s']:8.1f} req/s  ratio {result['intake_to_baseline']:.2f}"
               f"  (target ≥ 0.4: {'met' if t['intake_vs_baseline']['met'] else 'NOT met'})",
               *([f"intake, {result['intake_node_alone']['per_s']:.1f} req/s with the other nodes paused, "
-                 f"{result['intake_intake_alone']['per_s']:.1f} req/s with only the desk's intake process running "
+                 f"{result['intake_desk_alone']['per_s']:.1f} req/s with only the desk's intake process running "
                  f"(sizing, not the target)"] if result.get("intake_node_alone") else []),
               f"e2e at {result['e2e_step_per_s']}/s{'' if result.get('e2e_step_kept_up', True) else ' (not kept up)'}"
               f"            p50 {_f(result['e2e_p50_ms'])} ms, "

@@ -125,9 +125,9 @@ class Bench:
 
             alone_cases: list[str] = []
             if a.node_alone_seconds > 0:
-                for phase in ("node", "intake"):
-                    out[f"intake_{phase}_alone"], cases = await self.alone(desk, phase)
-                    alone_cases += cases
+                for phase in ("node", "desk"):
+                    out[f"intake_{phase}_alone"], phase_cases = await self.alone(desk, phase)
+                    alone_cases += phase_cases
 
             step_samples: list[tuple[int, list[load.Sample], float, int, int]] = []
             for rate in a.steps:
@@ -201,7 +201,7 @@ class Bench:
     async def alone(self, desk: load.Desk, phase: str) -> tuple[dict, list[str]]:
         """(--node-alone-seconds) Registrations at the bureau while other processes are paused (SIGSTOP):
         `node` pauses the other six nodes — what one node takes with the machine to itself, as when every
-        node has a machine of its own; `intake` pauses every service process but the bureau's intake —
+        node has a machine of its own; `desk` pauses every service process but the bureau's intake —
         what the registration path itself takes (HTTP, checks, the unit of work, the outbox publish) next
         to the bare endpoint. Figures for sizing and diagnosis, not the target's (that is intake_per_s,
         with the whole federation working); afterwards the federation works off the burst."""
@@ -209,7 +209,7 @@ class Bench:
         keep = (lambda name: name.startswith(BUREAU + "/")) if phase == "node" else \
             (lambda name: name == f"{BUREAU}/intake")
         paused = [pid for name, pid in self.procs.pids.items() if "/" in name and not keep(name)]
-        say(f"intake, {'the ' + BUREAU + ' node' if phase == 'node' else BUREAU + '/intake'} alone: "
+        say(f"intake, {'the ' + BUREAU + ' node' if phase == 'node' else 'its intake process'} alone: "
             f"{len(paused)} other service processes paused, {a.concurrency} clients, {a.node_alone_seconds:.0f} s")
         for pid in paused:
             os.kill(pid, signal.SIGSTOP)
