@@ -68,8 +68,8 @@ async def dispatch(what: str, one_round: Callable[[], Awaitable[bool]],
                    next_due: Callable[[datetime], Awaitable[datetime | None]], wakeup: Wakeup,
                    stop: asyncio.Event) -> None:
     """The loop of a dispatcher that delivers owed calls to other nodes (offers, referrals, invitations):
-    a round (True: it may have left work — it took a full batch — so look again at once), else sleep until `wakeup` rings (the relay
-    published the event a delivery waits for) or the earliest retry is due.
+    a round (True: it may have left work — it took a full batch — so look again at once), else sleep until
+    `wakeup` rings (the relay published the event a delivery waits for) or the earliest retry is due.
 
     `next_due(began)`: the earliest retry due after `began`, the moment the round began. A retry that
     fell due while the round looked is then due now, and the next round takes it. (Asked for retries due

@@ -27,7 +27,6 @@ from shared.config import Directory, NodeConfig
 from shared.db import rows
 from shared.db.base import utcnow
 from shared.db.plumbing import OutboxRow, audit
-from shared.db.prepared import Prepared
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.pb import referral_pb2
 
@@ -90,21 +89,17 @@ def _label(ctx: LegalContext, agency: str | None) -> str | None:
 
 # --- at the node that received the case: classify and refer ------------------------------------------
 
-# every registration of the node is remembered, so prepared (shared/db/prepared.py): the ORM object's
-# flush was a quarter of the desk's legal_referral CPU (py-spy)
-_REMEMBER = Prepared(LegalCase.__table__.insert())
-
-
 def on_registered(s: Session, ctx: LegalContext, ev: Event) -> None:
     """Remember the facts of every case this node registered: routing may hand it over later."""
     if ev.agency != ctx.agency or rows.row_exists(s, LegalCase.__table__, case_id=ev.case_id):
         return  # (a key lookup: loading through the ORM cost more than the rest of a registration's handling)
     p = ev.payload
-    _REMEMBER.run(s, dict(case_id=ev.case_id, category=p.get("category"), division=p["division"], title=p["title"],
-                          text=p["title"] + p["content"], reported_agency=p.get("reported_agency"),
-                          registered_at=ev.time, audience=_audience(ev.audience, reported=p.get("reported_agency")),
-                          status="registered", attempt=0, classification=None, history=[], declines=[],
-                          excluded_channels=[]))
+    # (inserted without the ORM's flush, which was a quarter of the desk's legal_referral CPU: py-spy)
+    rows.insert_object(s, LegalCase(
+        case_id=ev.case_id, category=p.get("category"), division=p["division"], title=p["title"],
+        text=p["title"] + p["content"], reported_agency=p.get("reported_agency"), registered_at=ev.time,
+        audience=_audience(ev.audience, reported=p.get("reported_agency")), status="registered", attempt=0,
+        classification=None, history=[], declines=[], excluded_channels=[]))
 
 
 def on_handover(s: Session, ctx: LegalContext, ev: Event) -> None:
